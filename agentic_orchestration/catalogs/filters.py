@@ -1,0 +1,110 @@
+"""Availability filters: which catalog entries can be used on this machine, and why not.
+
+Each filter returns ``(kept, excluded)`` where ``excluded`` maps id -> human reason, so
+``--list-agents`` / ``--list-mcps`` can show exactly why an entry is filtered out.
+Only env var *names* are looked at here; values are never copied anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+from agentic_orchestration.catalogs.models import AgentProviderEntry, MCPProviderEntry
+
+E = TypeVar("E", AgentProviderEntry, MCPProviderEntry)
+Excluded = dict[str, str]
+
+
+def _missing_env(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    return [name for name in names if not env.get(name, "").strip()]
+
+
+def _filter_by_env(
+    entries: Sequence[E], env: Mapping[str, str], extra_names: dict[str, list[str]]
+) -> tuple[list[E], Excluded]:
+    kept: list[E] = []
+    excluded: Excluded = {}
+    for entry in entries:
+        names = list(dict.fromkeys([*entry.required_env, *extra_names.get(entry.id, [])]))
+        missing = _missing_env(names, env)
+        if missing:
+            excluded[entry.id] = "required env not set: " + ", ".join(missing)
+        else:
+            kept.append(entry)
+    return kept, excluded
+
+
+def filter_entries_by_api_credentials(
+    entries: Sequence[AgentProviderEntry], env: Mapping[str, str] | None = None
+) -> tuple[list[AgentProviderEntry], Excluded]:
+    """Drop agent providers whose required_env (or API key variable) is unset."""
+    key_envs = {e.id: [e.key_env()] for e in entries if e.key_env()}
+    return _filter_by_env(entries, os.environ if env is None else env, key_envs)
+
+
+def filter_mcp_entries_by_api_credentials(
+    entries: Sequence[MCPProviderEntry], env: Mapping[str, str] | None = None
+) -> tuple[list[MCPProviderEntry], Excluded]:
+    """Drop MCP providers whose required_env is unset."""
+    return _filter_by_env(entries, os.environ if env is None else env, {})
+
+
+def filter_mcp_entries_by_installed_command(
+    entries: Sequence[MCPProviderEntry],
+) -> tuple[list[MCPProviderEntry], Excluded]:
+    """Drop stdio MCP providers whose command is not on PATH (it would fail at run time)."""
+    kept: list[MCPProviderEntry] = []
+    excluded: Excluded = {}
+    for entry in entries:
+        if entry.stdio is not None and shutil.which(entry.stdio.command) is None:
+            excluded[entry.id] = f"command not installed: {entry.stdio.command}"
+        else:
+            kept.append(entry)
+    return kept, excluded
+
+
+def detect_vram_gb() -> float:
+    """Largest GPU memory found (GiB), ``AGENTIC_VRAM_GB`` overriding; 0 without a GPU."""
+    override = os.environ.get("AGENTIC_VRAM_GB", "").strip()
+    if override:
+        try:
+            return float(override)
+        except ValueError:
+            from agentic_orchestration.errors import ConfigError
+
+            raise ConfigError(f"AGENTIC_VRAM_GB={override!r} is not a number") from None
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0.0
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout
+        return max((float(line) / 1024 for line in out.split() if line.strip()), default=0.0)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return 0.0
+
+
+def filter_entries_by_hardware(
+    entries: Sequence[AgentProviderEntry], vram_gb: float | None = None
+) -> tuple[list[AgentProviderEntry], Excluded]:
+    """Drop agent providers whose ``min_vram_gb`` exceeds the GPU memory found."""
+    kept: list[AgentProviderEntry] = []
+    excluded: Excluded = {}
+    available: float | None = vram_gb
+    for entry in entries:
+        if entry.min_vram_gb:
+            if available is None:
+                available = detect_vram_gb()
+            if entry.min_vram_gb > available:
+                excluded[entry.id] = (
+                    f"needs {entry.min_vram_gb:g} GB VRAM, found {available:g} GB"
+                )
+                continue
+        kept.append(entry)
+    return kept, excluded

@@ -1,0 +1,1 @@
+"""Execution: contracts, backends, step hand-off, fallback. Backends are picked by name."""

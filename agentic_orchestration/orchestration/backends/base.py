@@ -1,0 +1,175 @@
+"""Contracts shared by every backend (spec phase F0).
+
+``StepSpec`` and ``StepResult`` cross process boundaries (worker, Kubernetes Job), so they
+are versioned pydantic models whose JSON matches the checked-in schemas
+``agentic_orchestration/schemas/step_spec.v0.1.json`` and ``step_result.v0.1.json`` (field
+names exactly as the Kubernetes page's v0.1 examples). ``WorkflowExecutionResult`` and
+``RunOptions`` stay in-process and are plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from agentic_orchestration.catalogs import Catalog, WorkflowConfig
+
+SCHEMA_VERSION = "0.1"
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Contract:
+        return cls.model_validate(data)
+
+
+class TaskSpec(_Contract):
+    description: str
+    expected_output: str
+
+
+class MCPProviderRef(_Contract):
+    id: str
+    resolved: dict[str, Any] = Field(
+        description="{'stdio': {...}} or {'streamable_http': {...}}; ${VAR} left unexpanded."
+    )
+
+
+class StepPaths(_Contract):
+    run_store: str = ""
+    artifacts_dir: str = ""
+
+
+class StepSpec(_Contract):
+    """One resolved step, as a worker receives it. Holds env var names, never secret values."""
+
+    schema_version: Literal["0.1"] = SCHEMA_VERSION
+    run_id: str
+    step_id: str
+    step_index: int = Field(ge=0)
+    workflow_name: str
+    topic: str = ""
+    task: TaskSpec
+    agent_provider: dict[str, Any]
+    mcp_providers: list[MCPProviderRef] = Field(default_factory=list)
+    prior_output: str = ""
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    paths: StepPaths = Field(default_factory=StepPaths)
+
+
+class ArtifactRef(_Contract):
+    relative_path: str
+    mime: str = "application/octet-stream"
+
+
+class StepTiming(_Contract):
+    started_at: str
+    finished_at: str
+    duration_seconds: float | None = None
+
+
+class TokenUsage(_Contract):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class K8sInfo(_Contract):
+    pod_name: str = ""
+    node_name: str = ""
+
+
+class StepResult(_Contract):
+    """One step's outcome (``result.json`` in the run store)."""
+
+    schema_version: Literal["0.1"] = SCHEMA_VERSION
+    run_id: str
+    step_id: str
+    exit_code: int = 0
+    result_text: str | None = None
+    result_format: Literal["plain", "markdown", "json"] = "plain"
+    error: str | None = None
+    recoverable: bool = False
+    recovery_hint: str | None = None
+    artifacts: list[ArtifactRef] = Field(default_factory=list)
+    timing: StepTiming | None = None
+    k8s: K8sInfo | None = None
+    agent_provider_id: str | None = None
+    usage: TokenUsage | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class RunOptions:
+    """How a run reports itself. ``run_id`` is generated when empty."""
+
+    quiet: bool = False
+    emit_stdout_summary: bool = True
+    emit_progress_lines: bool = True
+    execution_error_sink: list[str] | None = None
+    log_terminal_execution_failure: bool = True
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            self.run_id = new_run_id()
+
+
+@dataclass
+class WorkflowExecutionResult:
+    """What callers (CLI, sessions, artifacts) see of a run, whatever the backend."""
+
+    exit_code: int
+    result_text: str | None
+    error: BaseException | None
+    step_results: list[StepResult] = field(default_factory=list)
+    run_id: str = ""
+    backend: str = ""
+    #: Provider ids tried in order (more than one when the fallback chain was used).
+    providers_tried: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class ExecutionBackend(ABC):
+    """Runs a WorkflowConfig. Backends differ only in where a step runs."""
+
+    name: ClassVar[str]
+
+    @property
+    def supports_distributed_steps(self) -> bool:
+        return False
+
+    @abstractmethod
+    def execute_config(
+        self,
+        config: WorkflowConfig,
+        *,
+        options: RunOptions,
+        catalog: Catalog | None = None,
+    ) -> WorkflowExecutionResult:
+        """Run every step of ``config`` in order and return the outcome."""

@@ -1,0 +1,1 @@
+"""LLM providers: catalog entry -> CrewAI LLM, and the embedded llama.cpp model."""

@@ -1,0 +1,131 @@
+"""Every ``AGENTIC_*`` environment variable in one place, with its default and meaning.
+
+This module is deliberately light (stdlib only) because the CLI reads it before deciding
+whether to import CrewAI. The README's configuration table is checked against ``ENV_VARS``
+by a test, so the two cannot drift.
+
+Values are read at call time (``get``/``get_bool``/``get_int``), never cached at import, so
+tests and the CLI's ``--execution-backend`` override can change them per run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentic_orchestration.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    default: str
+    meaning: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("AGENTIC_EXECUTION_BACKEND", "inprocess",
+           "How steps run: `inprocess`, `subprocess` or `kubernetes`."),
+    EnvVar("AGENTIC_CONFIG_DIR", "./config",
+           "Folder holding `agent_providers/`, `mcp_providers/` and `workflows/`."),
+    EnvVar("AGENTIC_EXTRA_AGENT_PROVIDERS_PATH", "",
+           "Extra agent provider YAML (a file or a folder), added to the catalog."),
+    EnvVar("AGENTIC_EXTRA_MCP_PROVIDERS_PATH", "",
+           "Extra MCP provider YAML (a file or a folder), added to the catalog."),
+    EnvVar("AGENTIC_PLANNER_PROVIDER", "",
+           "Agent provider id the planner uses; empty picks the best available one."),
+    EnvVar("AGENTIC_MAX_PLAN_STEPS", "6", "Upper bound on the steps of a dynamic plan."),
+    EnvVar("AGENTIC_STEP_CONTEXT_CHARS", "4000",
+           "How many characters of the previous step's output go into the next task."),
+    EnvVar("AGENTIC_PROGRESS", "1",
+           "`0` turns off `(progress)` lines and the live status."),
+    EnvVar("AGENTIC_FALLBACK", "1",
+           "`0` turns off the retry on the next available provider after a recoverable failure."),
+    EnvVar("AGENTIC_LOCAL_MODEL_PATH", "",
+           "GGUF file for the `local` provider; empty uses the bundled Gemma 3 270M."),
+    EnvVar("AGENTIC_LOCAL_N_CTX", "8192", "Context window (tokens) of the embedded model."),
+    EnvVar("AGENTIC_LOCAL_MAX_TOKENS", "384",
+           "Default cap on tokens the embedded model writes per reply."),
+    EnvVar("AGENTIC_LOCAL_THREADS", "",
+           "CPU threads for the embedded model; empty uses every core."),
+    EnvVar("AGENTIC_LOCAL_LLM_URL", "",
+           "Base URL of an already running embedded-model server; empty starts one in-process."),
+    EnvVar("AGENTIC_LLM_TIMEOUT_SECONDS", "600",
+           "Timeout of one LLM HTTP request before the step counts as failed."),
+    EnvVar("AGENTIC_VRAM_GB", "", "GPU memory (GB) for the `min_vram_gb` filter; empty detects it."),
+    EnvVar("AGENTIC_SESSIONS_PATH", "~/.local/share/agentic-orchestration/sessions",
+           "Folder where session records (JSON, one per run) are written."),
+    EnvVar("AGENTIC_ARTIFACTS_PATH", "~/.local/share/agentic-orchestration/artifacts",
+           "Folder under which each run's files are saved, in `{run_id}/`."),
+    EnvVar("AGENTIC_RUN_STORE_PATH", "",
+           "Run store root shared by coordinator and workers; a temp dir when unset."),
+    EnvVar("AGENTIC_SUBPROCESS_WORKERS", "0",
+           "`1` makes the subprocess backend run one worker process per step."),
+    EnvVar("AGENTIC_LOG_FORMAT", "text", "`json` writes log lines as JSON objects."),
+    EnvVar("AGENTIC_LOG_LEVEL", "WARNING", "Log level of the tool's own loggers."),
+    EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
+           "`1` lets CrewAI send telemetry and check its version (off by default)."),
+)
+
+_BY_NAME = {v.name: v for v in ENV_VARS}
+
+
+def get(name: str) -> str:
+    """Value of a registered variable, or its default when unset or empty."""
+    var = _BY_NAME[name]
+    value = os.environ.get(name, "")
+    return value if value.strip() else var.default
+
+
+def get_bool(name: str) -> bool:
+    value = get(name).strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use 1 or 0)")
+
+
+def get_int(name: str, *, minimum: int = 0) -> int:
+    raw = get(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def get_path(name: str) -> Path | None:
+    value = get(name)
+    return Path(os.path.expanduser(value)) if value else None
+
+
+def config_dir() -> Path:
+    """Catalog root: AGENTIC_CONFIG_DIR, else ./config, else the repo's config/ folder."""
+    explicit = os.environ.get("AGENTIC_CONFIG_DIR", "").strip()
+    if explicit:
+        return Path(os.path.expanduser(explicit))
+    cwd_config = Path.cwd() / "config"
+    if (cwd_config / "agent_providers").is_dir():
+        return cwd_config
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def quiet_crewai_network() -> None:
+    """Turn CrewAI's telemetry and version check off unless the user opted in.
+
+    Without these a run spends 10-20 s in network timeouts on an offline machine.
+    Values the user set explicitly are left alone.
+    """
+    if get_bool("AGENTIC_CREWAI_TELEMETRY"):
+        return
+    for key, value in (
+        ("CREWAI_DISABLE_TELEMETRY", "true"),
+        ("OTEL_SDK_DISABLED", "true"),
+        ("CREWAI_DISABLE_VERSION_CHECK", "true"),
+        ("CREWAI_TRACING_ENABLED", "false"),
+    ):
+        os.environ.setdefault(key, value)
