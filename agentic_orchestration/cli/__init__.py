@@ -1,0 +1,1 @@
+"""Command line: argument parsing here, heavy work imported only when a command needs it."""

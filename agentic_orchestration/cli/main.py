@@ -1,0 +1,122 @@
+"""``main.py`` / ``agentic-orchestration``: parse flags, run one command, map errors to exit codes.
+
+Only the standard library and our light modules are imported before a command runs, so
+``--help`` stays fast and never imports CrewAI. Exit codes are listed in
+``agentic_orchestration.errors`` and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from agentic_orchestration.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    AgenticError,
+)
+
+EPILOG = """\
+exit codes: 0 success, 1 a step failed, 2 bad input or configuration,
+            3 no valid plan, 4 no usable agent provider, 130 interrupted.
+examples:
+  main.py --dynamic "Write a haiku about the sea"
+  main.py --workflow research_report "The history of the bicycle"
+  main.py --dynamic "Compare Rust and Go for CLIs" --plan-only
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentic-orchestration",
+        description="Turn a goal into a plan of LLM-agent steps and run it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("goal", nargs="?", help="the goal (same as --dynamic GOAL; with "
+                     "--workflow it fills the workflow's {topic})")
+    run.add_argument("--dynamic", metavar="GOAL", help="plan the goal (router first, then "
+                     "the dynamic planner) and run the plan")
+    run.add_argument("--workflow", metavar="NAME_OR_PATH",
+                     help="run a static workflow: a name under config/workflows/ or a YAML path")
+    run.add_argument("--no-router", action="store_true",
+                     help="with --dynamic: always plan, never pick a static workflow")
+    run.add_argument("--plan-only", action="store_true",
+                     help="print the plan as JSON and stop (nothing is executed)")
+    run.add_argument("--execution-backend", metavar="NAME",
+                     help="one-off override of AGENTIC_EXECUTION_BACKEND "
+                     "(inprocess, subprocess, kubernetes)")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress output; print only the final answer")
+    listing = parser.add_argument_group("catalogs")
+    listing.add_argument("--list-agents", action="store_true",
+                         help="list agent providers, available or filtered out and why")
+    listing.add_argument("--list-mcps", action="store_true",
+                         help="list MCP providers, available or filtered out and why")
+    listing.add_argument("--list-workflows", action="store_true",
+                         help="list static workflows and whether they can run here")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from agentic_orchestration import settings
+    from agentic_orchestration.log import configure_logging
+
+    configure_logging()
+    settings.quiet_crewai_network()
+
+    listings = [args.list_agents, args.list_mcps, args.list_workflows]
+    if any(listings):
+        from agentic_orchestration.cli import listing
+
+        return listing.run_listings(agents=args.list_agents, mcps=args.list_mcps,
+                                    workflows=args.list_workflows)
+
+    if args.dynamic and args.goal:
+        parser.error("give the goal once: either --dynamic GOAL or a positional GOAL")
+    goal = args.dynamic or args.goal
+    if args.workflow is None and not goal:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.workflow is not None and args.dynamic:
+        parser.error("--workflow and --dynamic are exclusive (give the topic positionally)")
+
+    from agentic_orchestration.cli import run as run_command
+
+    return run_command.run(
+        goal=goal or "",
+        workflow=args.workflow,
+        use_router=not args.no_router,
+        plan_only=args.plan_only,
+        backend_override=args.execution_backend,
+        quiet=args.quiet,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args, parser)
+    except AgenticError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entrypoint() -> None:
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # CrewAI and HTTP client threads can keep the interpreter alive at exit; the work is
+    # done and flushed by now, so leave without waiting for them.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entrypoint()

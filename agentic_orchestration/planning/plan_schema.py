@@ -1,0 +1,80 @@
+"""JSON Schema of the planner's answer, built from what the catalog offers right now.
+
+The schema is sent as the ``response_format`` of the planner request, so a server that does
+constrained decoding (llama.cpp, OpenAI) can only produce plans that name real providers.
+Two choices follow from running it on Gemma 3 270M, a base model:
+
+- provider ids are ``enum`` values, never free strings: a small model cannot misspell an id
+  it is not allowed to type;
+- every string and array has an upper bound: under a grammar, a base model tends to repeat a
+  phrase until ``max_tokens`` runs out, and an unbounded string never closes.
+
+The same schema is used to validate the answer (``jsonschema``), so a server without
+constrained decoding gets the same contract, checked after the fact.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentic_orchestration.catalogs.catalog import Catalog
+
+NAME_MAX_CHARS = 60
+DESCRIPTION_MAX_CHARS = 300
+EXPECTED_OUTPUT_MAX_CHARS = 150
+#: Cap on tools per step: enough for any sensible step, short enough that a looping small
+#: model stops repeating an id.
+MCPS_PER_STEP_MAX = 8
+
+
+def _bounded_string(max_chars: int, *, min_chars: int = 1) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_chars, "maxLength": max_chars}
+
+
+def build_plan_schema(catalog: Catalog, *, max_steps: int) -> dict[str, Any]:
+    """JSON Schema for ``{"steps": [...], "name": ...}`` limited to the catalog's usable ids.
+
+    Args:
+        catalog: The filtered catalog; only ``available_agents``/``available_mcps`` appear.
+        max_steps: Upper bound on the number of steps (``AGENTIC_MAX_PLAN_STEPS``).
+
+    Returns:
+        A draft 2020-12 compatible schema (plain dict, JSON-serialisable). With no MCP
+        provider available, ``mcp_providers`` is an array that must stay empty, because an
+        empty ``enum`` is rejected by some grammar compilers.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    agent_ids = [entry.id for entry in catalog.available_agents]
+    mcp_ids = [entry.id for entry in catalog.available_mcps]
+
+    mcps: dict[str, Any] = {"type": "array"}
+    if mcp_ids:
+        mcps["items"] = {"type": "string", "enum": mcp_ids}
+        mcps["maxItems"] = min(len(mcp_ids), MCPS_PER_STEP_MAX)
+    else:
+        mcps["maxItems"] = 0
+
+    step = {
+        "type": "object",
+        "properties": {
+            "agent_provider": {"type": "string", "enum": agent_ids},
+            "mcp_providers": mcps,
+            "description": _bounded_string(DESCRIPTION_MAX_CHARS),
+            "expected_output": _bounded_string(EXPECTED_OUTPUT_MAX_CHARS),
+        },
+        "required": ["agent_provider", "mcp_providers", "description", "expected_output"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": max_steps},
+            # Optional: a grammar emits it after ``steps``, and a missing name is not worth a
+            # repair round-trip (the planner makes one up).
+            "name": _bounded_string(NAME_MAX_CHARS),
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }

@@ -1,0 +1,86 @@
+"""Shared fixtures: an isolated HOME/env per test, the scripted LLM server, temp catalogs."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentic_orchestration.testing import ScriptedLLMServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Secrets and switches a developer's shell may carry that would change what tests see.
+_LEAKY = ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_HOST", "BRAVE_API_KEY", "TAVILY_API_KEY",
+          "EXA_API_KEY", "HOME_ASSISTANT_URL", "HOME_ASSISTANT_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own HOME (CrewAI writes there), no AGENTIC_* and no API keys."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(os.environ):
+        if name.startswith("AGENTIC_") or name in _LEAKY:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("AGENTIC_SESSIONS_PATH", str(tmp_path / "sessions"))
+    monkeypatch.setenv("AGENTIC_ARTIFACTS_PATH", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("CREWAI_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setenv("CREWAI_DISABLE_VERSION_CHECK", "true")
+    return home
+
+
+@pytest.fixture
+def scripted_llm() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+def write_catalog(root: Path, *, base_url: str, agents: str | None = None,
+                  mcps: str = "", workflows: dict[str, str] | None = None) -> Path:
+    """A config dir whose agents are `openai` type pointing at ``base_url`` (the fake)."""
+    (root / "agent_providers").mkdir(parents=True, exist_ok=True)
+    (root / "mcp_providers").mkdir(parents=True, exist_ok=True)
+    (root / "workflows").mkdir(parents=True, exist_ok=True)
+    if agents is None:
+        agents = textwrap.dedent(f"""\
+            - id: fake_researcher
+              type: openai
+              model: fake-model
+              openai_base_url: {base_url}
+              role: Researcher
+              goal: Find facts.
+              backstory: Careful.
+              planner_hint: research
+              priority: 10
+            - id: fake_writer
+              type: openai
+              model: fake-model
+              openai_base_url: {base_url}
+              role: Writer
+              goal: Write text.
+              backstory: Clear.
+              planner_hint: writing
+              priority: 11
+            """)
+    (root / "agent_providers" / "agents.yaml").write_text(agents)
+    (root / "mcp_providers" / "mcps.yaml").write_text(mcps)
+    for name, text in (workflows or {}).items():
+        (root / "workflows" / f"{name}.yaml").write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.fixture
+def fake_config(tmp_path: Path, scripted_llm: ScriptedLLMServer,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """AGENTIC_CONFIG_DIR pointing at a temp catalog whose agents talk to ``scripted_llm``."""
+    root = write_catalog(tmp_path / "config", base_url=scripted_llm.base_url)
+    monkeypatch.setenv("AGENTIC_CONFIG_DIR", str(root))
+    return root
