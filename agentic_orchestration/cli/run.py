@@ -98,7 +98,7 @@ def run(
     result = backend.execute_config(config, options=options, catalog=catalog)
 
     artifacts_dir = artifacts_dir_for(result.run_id or options.run_id)
-    artifacts = offer_save_extracted_files_from_execution(result, artifacts_dir)
+    artifacts = offer_save_extracted_files_from_execution(result, artifacts_dir=artifacts_dir)
     update_session(record, execution=result, backend=backend.name, artifacts=artifacts)
     session_path = save_session(record)
     _print_summary(result, artifacts, artifacts_dir, session_path, quiet=quiet)

@@ -1,0 +1,154 @@
+"""Progress for people and for the web UI: ``(progress)`` lines, or a live status on a TTY.
+
+Line format (a contract: the web UI parses these lines from stdout; change it only
+together with the UI). One event per line, each starting with ``(progress) ``; ``<i>`` is
+1-based, ``<n>`` the number of steps in the plan, ``<s>`` seconds with two decimals::
+
+    (progress) run <run_id> started: <n> steps [<backend>]
+    (progress) step <i>/<n> <step_id> started [agent <provider_id>]
+    (progress) step <i>/<n> <step_id> finished in <s>s
+    (progress) step <i>/<n> <step_id> failed: <error, one line, at most 300 characters>
+    (progress) fallback: retrying on <provider_id> from step <i>/<n> <step_id>
+    (progress) run <run_id> finished: ok|failed
+
+A fallback retry happens inside one run: ``run ... finished`` is printed once, after the
+last attempt, so a reader can treat it as the end of the run.
+
+Where output goes:
+
+- ``AGENTIC_PROGRESS=0`` or ``RunOptions.emit_progress_lines=False``: nothing at all.
+- stdout is not a terminal (piped, the web UI, tests): the lines above on stdout.
+- stdout is a terminal: a rich spinner on stderr with the running step, and one short
+  line per finished step, instead of the raw lines (``RunOptions.quiet`` keeps only the
+  spinner). rich is imported only in this case.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from agentic_orchestration import settings
+
+if TYPE_CHECKING:
+    from agentic_orchestration.orchestration.backends.base import RunOptions
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "(progress) "
+MAX_ERROR_CHARS = 300
+
+
+def one_line(text: object, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` on a single line (whitespace collapsed), cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class ProgressReporter:
+    """Emits run and step events; silent, plain lines, or a live status (see module doc).
+
+    Args:
+        options: The run's options (``emit_progress_lines``, ``quiet``).
+        stream: Where plain lines go; default ``sys.stdout`` at emit time.
+        live: Force (True) or forbid (False) the TTY status; default: stdout is a TTY.
+    """
+
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        stream: IO[str] | None = None,
+        live: bool | None = None,
+    ) -> None:
+        self.enabled = options.emit_progress_lines and settings.get_bool("AGENTIC_PROGRESS")
+        self._stream = stream
+        if live is None:
+            live = stream is None and _isatty(sys.stdout)
+        self.live = self.enabled and live
+        self.quiet = options.quiet
+        self.total = 0
+        self.lines: list[str] = []  # every plain line emitted, for callers that inspect them
+        self._status: Any = None
+        self._console: Any = None
+        self._step_label = ""
+        self._step_started = 0.0
+
+    # -- events ------------------------------------------------------------------------
+    def run_started(self, run_id: str, total_steps: int, backend: str) -> None:
+        self.total = total_steps
+        self._emit(f"run {run_id} started: {total_steps} steps [{backend}]")
+        if self.live:
+            self._start_status(f"run {run_id}: {total_steps} steps [{backend}]")
+
+    def step_started(self, index: int, step_id: str, provider_id: str) -> None:
+        """``index`` is 0-based; lines show it 1-based."""
+        label = f"step {index + 1}/{self.total} {step_id}"
+        self._emit(f"{label} started [agent {provider_id}]")
+        self._step_label = f"{label} [agent {provider_id}]"
+        self._step_started = time.monotonic()
+        self._update_status(f"{self._step_label} running")
+
+    def step_finished(self, index: int, step_id: str, seconds: float) -> None:
+        self._emit(f"step {index + 1}/{self.total} {step_id} finished in {seconds:.2f}s")
+        self._console_line(f"[green]done[/] step {index + 1}/{self.total} {step_id} "
+                           f"in {seconds:.2f}s")
+
+    def step_failed(self, index: int, step_id: str, error: object) -> None:
+        message = one_line(error)
+        self._emit(f"step {index + 1}/{self.total} {step_id} failed: {message}")
+        self._console_line(f"[red]failed[/] step {index + 1}/{self.total} {step_id}: {message}",
+                           always=True)
+
+    def fallback(self, provider_id: str, index: int, step_id: str) -> None:
+        self._emit(f"fallback: retrying on {provider_id} from step {index + 1}/{self.total} "
+                   f"{step_id}")
+        self._console_line(f"[yellow]fallback[/]: retrying on {provider_id}", always=True)
+
+    def run_finished(self, run_id: str, ok: bool) -> None:
+        self._emit(f"run {run_id} finished: {'ok' if ok else 'failed'}")
+        self._stop_status()
+
+    # -- output ------------------------------------------------------------------------
+    def _emit(self, text: str) -> None:
+        if not self.enabled:
+            return
+        line = PREFIX + text
+        self.lines.append(line)
+        if self.live:
+            return
+        stream = self._stream or sys.stdout
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # closed pipe: progress must never fail a run
+            logger.debug("progress line dropped: %s", line)
+
+    def _start_status(self, text: str) -> None:
+        from rich.console import Console
+
+        self._console = Console(stderr=True)
+        self._status = self._console.status(text, spinner="dots")
+        self._status.start()
+
+    def _update_status(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def _console_line(self, markup: str, *, always: bool = False) -> None:
+        if self._console is not None and (always or not self.quiet):
+            self._console.print(markup)
+
+    def _stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

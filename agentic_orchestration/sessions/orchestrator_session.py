@@ -1,0 +1,263 @@
+"""One JSON record per run: what was asked, how it was planned and routed, what came out.
+
+A session lets a user (and the web UI) look back at a run after the terminal is gone: the
+goal, the plan that ran, each step's provider, timing and token use, the answer, and the
+files saved. Records live in ``{AGENTIC_SESSIONS_PATH}/{session_id}.json``.
+
+Two rules keep them trustworthy:
+
+- Written atomically (temp file in the same folder, fsync, ``os.replace``), so a crash or a
+  concurrent reader never sees half a record. Mode 0600: goals and answers can be private.
+- Secrets never land in a file: ``save_session`` masks the value of every secret-looking
+  environment variable wherever it appears (see ``agentic_orchestration.log``), because an
+  LLM or an exception message can echo a key into ``result_text`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentic_orchestration import settings
+from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.log import redact_secrets
+
+if TYPE_CHECKING:
+    from agentic_orchestration.orchestration.backends.base import (
+        ArtifactRef,
+        StepResult,
+        WorkflowExecutionResult,
+    )
+
+logger = logging.getLogger(__name__)
+
+SESSION_SCHEMA_VERSION = "0.1"
+MODES = ("dynamic", "workflow")
+#: What a session keeps of each step (the rest of ``StepResult`` is in the run store).
+STEP_FIELDS = ("step_id", "agent_provider_id", "exit_code", "error", "timing", "usage")
+#: A session id is one file name: no separators, no leading dot (temp files use one).
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(kw_only=True)
+class SessionRecord:
+    """Everything kept about one run. Field names are the JSON keys."""
+
+    schema_version: str = SESSION_SCHEMA_VERSION
+    session_id: str
+    created_at: str
+    updated_at: str
+    goal: str
+    mode: str
+    #: How the plan was chosen: ``router:<workflow>``, ``planner:<provider>``, ``workflow:<name>``.
+    route: str | None = None
+    #: The WorkflowConfig that ran, as ``model_dump(mode="json")``.
+    plan: dict[str, Any] | None = None
+    last_execution_backend: str | None = None
+    run_id: str
+    #: Run store folder of the run, when a backend kept one (for resuming later).
+    run_store: str | None = None
+    exit_code: int | None = None
+    result_text: str | None = None
+    #: The run-level error (planning failed, no provider...); step errors are in ``steps``.
+    error: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    #: Saved files, relative to ``artifacts_dir``.
+    artifacts: list[str] = field(default_factory=list)
+    artifacts_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "session") -> SessionRecord:
+        """Build a record from its JSON; unknown keys (a newer minor version) are ignored.
+
+        Raises:
+            ConfigError: another schema version or a required field is missing.
+        """
+        version = data.get("schema_version")
+        if version != SESSION_SCHEMA_VERSION:
+            raise ConfigError(
+                f"{source}: schema_version {version!r} is not supported "
+                f"(this version reads {SESSION_SCHEMA_VERSION!r})"
+            )
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ConfigError(f"{source}: not a session record ({exc})") from None
+
+
+def start_session(
+    goal: str, *, mode: str, run_id: str | None = None, session_id: str | None = None
+) -> SessionRecord:
+    """A new record for a run; ``session_id`` defaults to ``run_id`` (generated if None)."""
+    from agentic_orchestration.orchestration.backends.base import new_run_id, utc_now
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    run_id = run_id or new_run_id()
+    now = utc_now()
+    return SessionRecord(
+        session_id=session_id or run_id,
+        created_at=now,
+        updated_at=now,
+        goal=goal,
+        mode=mode,
+        run_id=run_id,
+    )
+
+
+def update_session(
+    record: SessionRecord,
+    *,
+    plan: Any | None = None,
+    route: str | None = None,
+    execution: WorkflowExecutionResult | None = None,
+    backend: str | None = None,
+    artifacts: Iterable[ArtifactRef | str] | None = None,
+    artifacts_dir: Path | str | None = None,
+    run_store: Path | str | None = None,
+) -> SessionRecord:
+    """Fill in what is known so far (arguments left None are unchanged); returns ``record``.
+
+    Args:
+        plan: a WorkflowConfig (or its dict) that ran or is about to run.
+        route: how the plan was chosen, e.g. ``router:research`` or ``planner:local``.
+        execution: the run's outcome; sets exit code, answer, error and per-step summaries.
+        backend: backend name; default ``execution.backend``.
+        artifacts: saved files (``ArtifactRef`` or relative paths).
+        artifacts_dir: their folder; default ``artifacts_dir_for(run_id)`` when files given.
+        run_store: the run store folder, when the backend kept one.
+    """
+    from agentic_orchestration.orchestration.backends.base import utc_now
+
+    if plan is not None:
+        record.plan = plan.model_dump(mode="json") if hasattr(plan, "model_dump") else dict(plan)
+    if route is not None:
+        record.route = route
+    if execution is not None:
+        record.exit_code = execution.exit_code
+        record.result_text = execution.result_text
+        record.error = _error_text(execution.error)
+        record.steps = [_step_summary(step) for step in execution.step_results]
+        record.run_id = execution.run_id or record.run_id
+        record.last_execution_backend = execution.backend or record.last_execution_backend
+    if backend is not None:
+        record.last_execution_backend = backend
+    if artifacts is not None:
+        record.artifacts = [getattr(a, "relative_path", a) for a in artifacts]
+        if artifacts_dir is None and record.artifacts_dir is None and record.artifacts:
+            from agentic_orchestration.output.output_artifacts import artifacts_dir_for
+
+            artifacts_dir = artifacts_dir_for(record.run_id)
+    if artifacts_dir is not None:
+        record.artifacts_dir = str(artifacts_dir)
+    if run_store is not None:
+        record.run_store = str(run_store)
+    record.updated_at = utc_now()
+    return record
+
+
+def sessions_dir() -> Path:
+    """``AGENTIC_SESSIONS_PATH`` (default ``~/.local/share/agentic-orchestration/sessions``)."""
+    path = settings.get_path("AGENTIC_SESSIONS_PATH")
+    assert path is not None  # the variable has a non-empty default
+    return path
+
+
+def session_path(session_id: str) -> Path:
+    """The record's file; ConfigError when the id could not be a plain file name."""
+    if not _SESSION_ID.match(session_id or ""):
+        raise ConfigError(f"{session_id!r} is not a valid session id")
+    return sessions_dir() / f"{session_id}.json"
+
+
+def save_session(record: SessionRecord) -> Path:
+    """Write ``record`` (secrets masked) atomically with mode 0600; returns the file."""
+    path = session_path(record.session_id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = json.dumps(redact_secrets(record.to_dict()), indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(path, text)
+    logger.debug("session %s saved to %s", record.session_id, path)
+    return path
+
+
+def load_session(session_id: str) -> SessionRecord:
+    """Read a saved record. ConfigError (naming the file) when missing or unreadable."""
+    path = session_path(session_id)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no session {session_id!r} (looked for {path})") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read session record ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a session record (expected a JSON object)")
+    return SessionRecord.from_dict(data, source=str(path))
+
+
+def list_sessions() -> list[SessionRecord]:
+    """Every readable record, newest first. Broken files are skipped with a warning so one
+    bad file does not hide the others."""
+    folder = sessions_dir()
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in folder.glob("*.json"):
+        if path.name.startswith("."):
+            continue
+        try:
+            records.append(load_session(path.stem))
+        except ConfigError as exc:
+            logger.warning("skipping session file: %s", exc)
+    return sorted(records, key=lambda r: (r.created_at, r.session_id), reverse=True)
+
+
+def _step_summary(step: StepResult) -> dict[str, Any]:
+    data = step.to_dict()
+    return {key: data.get(key) for key in STEP_FIELDS}
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return str(error) or type(error).__name__
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Temp file in the same folder (so ``os.replace`` is atomic), fsync, replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; not every filesystem allows it, hence best effort."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
