@@ -76,6 +76,8 @@ def main() -> int:
         agents = " > ".join(step.agent_provider for step in plan.steps)
         print(f"{stats.seconds:6.2f}s  attempts={stats.attempts}  steps={len(plan.steps)}  "
               f"{goal}\n    {plan.name}: {agents}")
+        if stats.trimmed_steps:
+            print(f"    {stats.trimmed_steps} repeated step(s) cut from the answer")
         if stats.problems:
             print(f"    first answer's problems: {'; '.join(stats.problems[0])}")
         if args.show:

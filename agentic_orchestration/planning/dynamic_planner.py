@@ -58,6 +58,8 @@ class PlanStats:
     seconds: float = 0.0
     #: Problems found in each invalid answer, in attempt order.
     problems: list[list[str]] = field(default_factory=list)
+    #: Steps cut from the accepted answer because they repeated an earlier step.
+    trimmed_steps: int = 0
 
 
 def validate_plan(data: Any, catalog: Catalog, *, max_steps: int) -> list[str]:
@@ -105,9 +107,14 @@ def validate_plan(data: Any, catalog: Catalog, *, max_steps: int) -> list[str]:
         if isinstance(description, str) and not _has_words(description):
             problems.append(f"{where}: description is empty, say what the agent must do")
             covered.add(("steps", index, "description"))
-        elif index and step == steps[index - 1]:
-            # A small model under a grammar tends to loop by repeating a whole step.
-            problems.append(f"{where} repeats step {index}; each step must do something new")
+        elif isinstance(description, str):
+            # A small model under a grammar tends to loop by repeating a step's task.
+            earlier = [i for i, other in enumerate(steps[:index], start=1)
+                       if isinstance(other, dict) and _same_text(other.get("description"),
+                                                                 description)]
+            if earlier:
+                problems.append(f"{where} repeats the description of step {earlier[0]}; "
+                                "each step must do something different")
 
     problems.extend(_schema_problems(data, catalog, max_steps=max_steps, covered=covered))
     return problems
@@ -118,31 +125,73 @@ def _has_words(text: str) -> bool:
     return re.search(r"[^\W\d_]{2}", text) is not None
 
 
+def _same_text(a: Any, b: str) -> bool:
+    return isinstance(a, str) and " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
 def _schema_problems(data: dict[str, Any], catalog: Catalog, *, max_steps: int,
                      covered: set[tuple[Any, ...]]) -> list[str]:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(build_plan_schema(catalog, max_steps=max_steps))
     problems = []
+    reported: set[tuple[Any, ...]] = set()
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         path = tuple(error.path)
-        if any(path[: len(done)] == done for done in covered):
+        if path in reported or any(path[: len(done)] == done for done in covered):
             continue
-        covered.add(path)
+        reported.add(path)
         where = "/".join(str(part) for part in path) or "answer"
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
         problems.append(f"{where}: {message}")
     return problems
 
 
+def normalise_plan(data: Any) -> tuple[Any, int]:
+    """Fix the two harmless slips of a small model before validation.
+
+    - Duplicate MCP ids in a step are dropped (a grammar cannot forbid them, and a repeated
+      tool is still the same tool).
+    - A plan is cut where it starts repeating an earlier step's description: under a
+      grammar, a small model that has run out of ideas repeats steps until the array is
+      full; the steps before the first repeat are the plan it meant, and a repair request
+      measured no better (the model loops again).
+
+    Returns:
+        ``(data, steps cut)``. Anything not plan-shaped is returned unchanged, for
+        ``validate_plan`` to report.
+    """
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
+        return data, 0
+    cleaned: list[Any] = []
+    seen: set[str] = set()
+    for step in steps:
+        if isinstance(step, dict):
+            mcps = step.get("mcp_providers")
+            if isinstance(mcps, list) and all(isinstance(m, str) for m in mcps):
+                step = {**step, "mcp_providers": list(dict.fromkeys(mcps))}
+            description = step.get("description")
+            if isinstance(description, str):
+                key = " ".join(description.lower().split())
+                if key in seen:
+                    break
+                seen.add(key)
+        cleaned.append(step)
+    return {**data, "steps": cleaned}, len(steps) - len(cleaned)
+
+
 def plan_from_data(data: Any, catalog: Catalog, *, goal: str,
                    max_steps: int | None = None) -> WorkflowConfig:
     """Turn a planner answer (parsed JSON) into a ``WorkflowConfig``.
+
+    The answer is normalised first (``normalise_plan``), then validated.
 
     Raises:
         PlanError: The answer has problems (all of them listed in the message).
     """
     limit = max_steps if max_steps is not None else _max_steps()
+    data, _ = normalise_plan(data)
     problems = validate_plan(data, catalog, max_steps=limit)
     if problems:
         raise PlanError("invalid plan: " + "; ".join(problems))
@@ -150,7 +199,7 @@ def plan_from_data(data: Any, catalog: Catalog, *, goal: str,
         StepConfig(
             id=f"step_{index}",
             agent_provider=step["agent_provider"],
-            mcp_providers=list(dict.fromkeys(step["mcp_providers"])),
+            mcp_providers=step["mcp_providers"],
             description=_safe_text(step["description"]),
             expected_output=_safe_text(step["expected_output"]) or _DEFAULT_EXPECTED_OUTPUT,
         )
@@ -213,49 +262,62 @@ def parse_answer(text: str | None) -> tuple[Any, list[str]]:
                       f"column {exc.colno})"]
 
 
-_EXAMPLE_GOAL = "Compare electric and petrol cars for a city commuter"
-_FIRST = re.compile(r"fact|research|gather|find", re.IGNORECASE)
-_MIDDLE = re.compile(r"compar|analy|weigh", re.IGNORECASE)
-_LAST = re.compile(r"writ|final|summar|report", re.IGNORECASE)
+#: Worked examples: (goal, slots), a slot being (agent pattern, description, expected output).
+#: A slot is filled with the first catalog agent whose role/hint matches the pattern and
+#: dropped when none does, so the examples only ever show ids this catalog has.
+#: Descriptions say ``{topic}`` rather than the example's own words: a small model copies
+#: examples, and a copied ``{topic}`` still becomes the right goal at run time.
+_EXAMPLES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("Compare electric and petrol cars for a city commuter", (
+        (r"fact|research|gather", "List the key facts needed for the goal: {topic}",
+         "Bullet points of facts."),
+        (r"compar|analy|weigh",
+         "Compare the options on those facts and recommend one. Goal: {topic}",
+         "A comparison and a recommendation."),
+        (r"writ|summar|report", "Write the final answer from the notes so far. Goal: {topic}",
+         "The final answer for the user."),
+    )),
+)
+
+_SEARCH_TOOL = re.compile(r"search|fetch|web", re.IGNORECASE)
 
 
-def _example_plan(catalog: Catalog) -> dict[str, Any]:
-    """A worked example built from the catalog's own agents.
+def _example_plans(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
+    """Worked examples built from the catalog's own agents.
 
-    A small base model imitates far better than it follows rules, so the prompt shows one
-    complete answer. Its descriptions carry ``{topic}`` (filled with the goal at run time),
-    so an example copied word for word is still a sensible plan for the new goal.
+    A small base model imitates far better than it follows rules, so the prompt shows a
+    complete answer. Only one, general example (facts, comparison, final text): with a
+    second, code-writing example Gemma 3 270M put the coder first in most plans, whatever
+    the goal (code goals are better served by a static workflow's router rule anyway).
     """
-    agents = catalog.available_agents
-    if not agents:
-        return {"steps": []}
-
-    def pick(pattern: re.Pattern[str],
-             taken: list[AgentProviderEntry]) -> AgentProviderEntry | None:
-        for entry in agents:
-            if entry not in taken and pattern.search(f"{entry.role} {entry.planner_hint}"):
-                return entry
-        return None
-
-    chosen: list[AgentProviderEntry] = []
-    for pattern in (_FIRST, _MIDDLE, _LAST):
-        entry = pick(pattern, chosen)
-        if entry is not None:
-            chosen.append(entry)
-    if not chosen:
-        chosen = agents[:2]
-    steps = [
-        {"agent_provider": entry.id, "mcp_providers": [],
-         "description": f"{entry.goal.rstrip('.')}: {{topic}}",
-         "expected_output": "The final answer for the user." if index == len(chosen)
-         else "Notes for the next step."}
-        for index, entry in enumerate(chosen, start=1)
-    ]
-    return {"steps": steps, "name": "compare-cars"}
+    # Show a tool in use when there is a search-like one, so the model sees the field filled.
+    search = next((m.id for m in catalog.available_mcps if _SEARCH_TOOL.search(
+        f"{m.id} {m.planner_hint} {m.description}")), None)
+    examples = []
+    for goal, slots in _EXAMPLES:
+        steps, taken = [], set()
+        for pattern, description, expected in slots:
+            entry = next((a for a in catalog.available_agents if a.id not in taken and
+                          re.search(pattern, f"{a.role} {a.planner_hint}", re.IGNORECASE)),
+                         None)
+            if entry is not None:
+                taken.add(entry.id)
+                tools = [search] if search and not steps else []
+                steps.append({"agent_provider": entry.id, "mcp_providers": tools,
+                              "description": description, "expected_output": expected})
+        if steps:
+            examples.append((goal, {"steps": steps}))
+    if not examples and catalog.available_agents:
+        entry = catalog.available_agents[0]
+        examples.append((_EXAMPLES[0][0], {"steps": [{
+            "agent_provider": entry.id, "mcp_providers": [],
+            "description": f"{entry.goal.rstrip('.')}: {{topic}}",
+            "expected_output": "The final answer for the user."}]}))
+    return examples
 
 
 def build_prompt(goal: str, catalog: Catalog, *, max_steps: int) -> str:
-    """The planner prompt: agents, tools, rules, one worked example, then the goal.
+    """The planner prompt: agents, tools, rules, worked examples, then the goal.
 
     Kept compact and in one user message: small local models (Gemma via llama.cpp's
     ``gemma`` chat format) drop system messages, and every token is prefill time on CPU.
@@ -281,11 +343,10 @@ def build_prompt(goal: str, catalog: Catalog, *, max_steps: int) -> str:
         f"- Usually 2 to 4 steps, never more than {max_steps}.\n"
         "- Each step: the agent that fits, what it must do for the goal (description), "
         "what it hands on (expected_output).\n"
-        "- The last step writes the final answer for the user.\n"
-        "- {topic} in a description stands for the goal.\n\n"
-        f"Goal: {_EXAMPLE_GOAL}\n"
-        f"Plan: {json.dumps(_example_plan(catalog))}\n\n"
-        f"Goal: {goal}\n"
+        "- The last step writes the final answer for the user.\n\n"
+        + "".join(f"Goal: {example_goal}\nPlan: {json.dumps(plan)}\n\n"
+                  for example_goal, plan in _example_plans(catalog))
+        + f"Goal: {goal}\n"
         "Plan:"
     )
 
@@ -379,7 +440,12 @@ class DynamicPlanner:
                 answer = self._complete(client, url, messages, schema)
                 data, problems = parse_answer(answer)
                 if not problems:
+                    data, trimmed = normalise_plan(data)
                     problems = validate_plan(data, self.catalog, max_steps=self.max_steps)
+                    if trimmed and not problems:
+                        stats.trimmed_steps = trimmed
+                        logger.info("planner %s repeated itself; %d step(s) cut",
+                                    self.provider.id, trimmed)
                 if not problems:
                     stats.first_try_valid = attempt == 1
                     config = plan_from_data(data, self.catalog, goal=goal,
@@ -436,11 +502,13 @@ class DynamicPlanner:
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from a message, in case a server echoed it back."""
+        if not self.provider.entry.key_env():
+            return text  # keyless provider: the placeholder key is no secret
         try:
             key = self.provider.api_key()
         except ConfigError:
             return text
-        return text.replace(key, "***") if len(key) > 3 else text
+        return text.replace(key, "***") if key else text
 
 
 def _describe(exc: Exception) -> str:

@@ -155,7 +155,8 @@ class OpenAICompatServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/v1"
 
     def start(self) -> OpenAICompatServer:
-        self._thread = threading.Thread(target=self.serve_forever, name=type(self).__name__,
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=type(self).__name__,
                                         daemon=True)
         self._thread.start()
         return self
