@@ -79,7 +79,8 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_missing_field_names_id_and_field(tmp_path):
-    err = catalog_error(make_config(tmp_path, agents="- id: a1\n  type: local\n  role: R\n  goal: G\n"))
+    agents = "- id: a1\n  type: local\n  role: R\n  goal: G\n"
+    err = catalog_error(make_config(tmp_path, agents=agents))
     assert (err.entry_id, err.field) == ("a1", "backstory")
     assert "missing" in str(err)
 
@@ -195,7 +196,8 @@ def test_workflow_errors_name_step_and_field(tmp_path):
 
 
 def test_workflow_by_name_and_path(tmp_path):
-    root = make_config(tmp_path, workflows={"wf": "steps:\n  - agent_provider: a1\n    description: x\n"})
+    flow = "steps:\n  - agent_provider: a1\n    description: x\n"
+    root = make_config(tmp_path, workflows={"wf": flow})
     assert load_workflow("wf", root).steps[0].id == "step_1"
     assert load_workflow(str(root / "workflows" / "wf.yaml")).name == "wf"
     with pytest.raises(CatalogError, match="known: wf"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,30 +35,6 @@ VERDICT_SCHEMA = {
     "required": ["sentiment", "reason"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="session")
-def bundled_model_path() -> Path:
-    """The GGUF, assembled once under the real HOME.
-
-    Session fixtures are set up before the function-scoped ``isolated_env`` patches HOME,
-    so this does not assemble 253 MB into every test's temp home.
-    """
-    return local_model_path()
-
-
-@pytest.fixture
-def local_model(isolated_env: Path, bundled_model_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point the provider at the session's GGUF; stop the process-wide server afterwards.
-
-    One thread: on a shared 2-core box llama.cpp's spinning worker threads collapse from
-    ~45 to ~5 tokens/s as soon as anything else uses a core, and tests run beside other work.
-    """
-    monkeypatch.setenv("AGENTIC_LOCAL_MODEL_PATH", str(bundled_model_path))
-    monkeypatch.setenv("AGENTIC_LOCAL_THREADS", "1")
-    yield bundled_model_path
-    stop_local_server()
 
 
 # --- pure translation, no model -------------------------------------------------------

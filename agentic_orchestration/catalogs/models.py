@@ -65,7 +65,9 @@ class AgentProviderEntry(_Strict):
     required_env: list[str] = Field(
         default_factory=list, description="Env vars that must be set for this entry to be used."
     )
-    planner_hint: str = Field(default="", description="One line telling the planner when to pick it.")
+    planner_hint: str = Field(
+        default="", description="One line telling the planner when to pick it."
+    )
     min_vram_gb: float | None = Field(
         default=None, ge=0, description="GPU memory needed; entries above what is found drop out."
     )
@@ -125,7 +127,9 @@ class MCPProviderEntry(_Strict):
     required_env: list[str] = Field(
         default_factory=list, description="Env vars that must be set for this entry to be used."
     )
-    planner_hint: str = Field(default="", description="One line telling the planner when to use it.")
+    planner_hint: str = Field(
+        default="", description="One line telling the planner when to use it."
+    )
 
     _names = field_validator("required_env")(_check_env_names)
 

@@ -110,5 +110,7 @@ class AgentProvider:
 
 def agent_provider_from_dict(data: dict[str, Any] | AgentProviderEntry) -> AgentProvider:
     """Build a provider from a catalog entry or its dict (as embedded in a StepSpec)."""
-    entry = data if isinstance(data, AgentProviderEntry) else AgentProviderEntry.model_validate(data)
+    if isinstance(data, AgentProviderEntry):
+        return AgentProvider(data)
+    entry = AgentProviderEntry.model_validate(data)
     return AgentProvider(entry)

@@ -16,10 +16,13 @@ server through ``AGENTIC_LOCAL_LLM_URL`` instead of loading their own copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +168,25 @@ def _generation_kwargs(request: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what llama.cpp's C code prints to fd 2 while loading, even with verbose=False
+    (a KV-cache notice on every load). Kept when AGENTIC_LOG_LEVEL=DEBUG."""
+    if settings.get("AGENTIC_LOG_LEVEL").upper() == "DEBUG":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _apply_chat_format(llama: Llama) -> None:
     """Pick the chat template: AGENTIC_LOCAL_CHAT_FORMAT, else the GGUF's own embedded
     template, else ``gemma`` (the bundled Gemma 3 270M GGUF carries no template).
@@ -224,8 +246,9 @@ class LocalModelServer(OpenAICompatServer):
                                       else os.cpu_count() or 1)
         started = time.perf_counter()
         try:
-            llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
+            with _native_stderr_silenced():
+                llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                              n_threads_batch=threads, verbose=False)
         except (ValueError, OSError, RuntimeError) as exc:
             raise ConfigError(f"cannot load local model {path}: {exc} (is it a GGUF file? "
                               "check AGENTIC_LOCAL_MODEL_PATH)") from exc

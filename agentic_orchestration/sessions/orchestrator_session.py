@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 SESSION_SCHEMA_VERSION = "0.1"
 MODES = ("dynamic", "workflow")
 #: What a session keeps of each step (the rest of ``StepResult`` is in the run store).
-STEP_FIELDS = ("step_id", "agent_provider_id", "exit_code", "error", "timing", "usage")
+STEP_FIELDS = (
+    "step_id", "agent_provider_id", "exit_code", "result_text", "error", "recoverable",
+    "timing", "usage", "artifacts",
+)
 #: A session id is one file name: no separators, no leading dot (temp files use one).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from agentic_orchestration.providers.openai_http import (
     CompletionHTTPError,
@@ -36,7 +36,7 @@ class HTTPErrorReply:
     message: str = "scripted failure"
 
 
-FakeReply = Union[str, ToolCallReply, HTTPErrorReply, Callable[[dict[str, Any]], Any]]
+FakeReply = str | ToolCallReply | HTTPErrorReply | Callable[[dict[str, Any]], Any]
 
 
 def message_text(message: dict[str, Any]) -> str:
