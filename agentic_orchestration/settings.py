@@ -62,6 +62,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "Folder where session records (JSON, one per run) are written."),
     EnvVar("AGENTIC_ARTIFACTS_PATH", "~/.local/share/agentic-orchestration/artifacts",
            "Folder under which each run's files are saved, in `{run_id}/`."),
+    EnvVar("AGENTIC_RUN_STORE_PATH", "",
+           "Run store root shared by coordinator and workers ({run_id}/{step_id}/result.json); "
+           "empty: `agentic-run-store` in the system temp dir."),
+    EnvVar("AGENTIC_SUBPROCESS_WORKERS", "0",
+           "`1` makes the `subprocess` backend run one worker process per step; "
+           "`0` runs it in-process."),
+    EnvVar("AGENTIC_SUBPROCESS_WARM", "1",
+           "`1` forks step workers from a pre-started process that has CrewAI imported; "
+           "`0` starts a fresh `main.py --execute-step` per step."),
+    EnvVar("AGENTIC_STEP_TIMEOUT_SECONDS", "1800",
+           "A worker running longer than this is killed and the step fails (recoverable)."),
+    EnvVar("AGENTIC_STEP_MAX_ATTEMPTS", "2",
+           "Attempts per step on distributed backends (retries follow `recovery_hint`)."),
     EnvVar("AGENTIC_LOG_FORMAT", "text", "`json` writes log lines as JSON objects."),
     EnvVar("AGENTIC_LOG_LEVEL", "WARNING", "Log level of the tool's own loggers."),
     EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
