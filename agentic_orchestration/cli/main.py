@@ -25,6 +25,8 @@ examples:
   main.py --dynamic "Write a haiku about the sea"
   main.py --workflow research_report "The history of the bicycle"
   main.py --dynamic "Compare Rust and Go for CLIs" --plan-only
+  AGENTIC_EXECUTION_BACKEND=subprocess AGENTIC_SUBPROCESS_WORKERS=1 main.py --dynamic "..."
+  main.py --resume 20261121T063154Z-986ca6b3
 """
 
 
@@ -51,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "(inprocess, subprocess, kubernetes)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress output; print only the final answer")
+    run.add_argument("--resume", metavar="RUN_ID",
+                     help="continue a subprocess/kubernetes run from its run store: steps with "
+                     "a successful result.json are not run again")
+    worker = parser.add_argument_group("worker (used by the subprocess and kubernetes backends)")
+    worker.add_argument("--execute-step", metavar="SPEC",
+                        help="run one step from a v0.1 step spec JSON file and write "
+                        "{run_store}/{run_id}/{step_id}/result.json")
+    worker.add_argument("--run-id", metavar="RUN", help="with --execute-step: the run id")
+    worker.add_argument("--step-id", metavar="STEP", help="with --execute-step: the step id")
     listing = parser.add_argument_group("catalogs")
     listing.add_argument("--list-agents", action="store_true",
                          help="list agent providers, available or filtered out and why")
@@ -67,6 +78,19 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     configure_logging()
     settings.quiet_crewai_network()
+
+    if args.execute_step is not None:
+        if not (args.run_id and args.step_id):
+            parser.error("--execute-step needs --run-id and --step-id")
+        from agentic_orchestration.orchestration.execute_step import execute_step_main
+
+        return execute_step_main(args.execute_step, run_id=args.run_id, step_id=args.step_id)
+
+    if args.resume is not None:
+        from agentic_orchestration.cli import run as run_command
+
+        return run_command.resume(args.resume, backend_override=args.execution_backend,
+                                  quiet=args.quiet)
 
     listings = [args.list_agents, args.list_mcps, args.list_workflows]
     if any(listings):

@@ -8,6 +8,7 @@ together with the UI). One event per line, each starting with ``(progress) ``; `
     (progress) step <i>/<n> <step_id> started [agent <provider_id>]
     (progress) step <i>/<n> <step_id> finished in <s>s
     (progress) step <i>/<n> <step_id> failed: <error, one line, at most 300 characters>
+    (progress) step <i>/<n> <step_id> skipped: already done (resume)
     (progress) fallback: retrying on <provider_id> from step <i>/<n> <step_id>
     (progress) run <run_id> finished: ok|failed
 
@@ -95,6 +96,11 @@ class ProgressReporter:
         self._emit(f"step {index + 1}/{self.total} {step_id} finished in {seconds:.2f}s")
         self._console_line(f"[green]done[/] step {index + 1}/{self.total} {step_id} "
                            f"in {seconds:.2f}s")
+
+    def step_skipped(self, index: int, step_id: str) -> None:
+        """A step a resumed run does not run again (its stored result.json is ok)."""
+        self._emit(f"step {index + 1}/{self.total} {step_id} skipped: already done (resume)")
+        self._console_line(f"[dim]skip[/] step {index + 1}/{self.total} {step_id} (resume)")
 
     def step_failed(self, index: int, step_id: str, error: object) -> None:
         message = one_line(error)

@@ -101,6 +101,7 @@ def build_workflow(
     overrides: Mapping[str, AgentProviderEntry] | None = None,
     start_index: int = 0,
     prior_output: str = "",
+    fill_topic: bool = True,
 ) -> BuiltWorkflow:
     """One CrewAI Agent and Task per step of ``config``, in a sequential Crew.
 
@@ -110,6 +111,8 @@ def build_workflow(
         overrides: step id -> agent entry to use instead of the catalog's (fallback).
         start_index: Build only ``config.steps[start_index:]`` (resume after a failure).
         prior_output: Output of the step before ``start_index``, injected into the first task.
+        fill_topic: Fill ``{topic}`` in descriptions. A worker passes False: its spec's
+            description is already filled and may hold a prior output that must stay as is.
 
     Raises:
         CatalogError: A step names an unknown agent or MCP provider.
@@ -144,14 +147,14 @@ def build_workflow(
             mcps=[to_crewai_mcp(expand_env(ref)) for ref in refs],
             max_retry_limit=0,
         )
-        base = prepare_step_description(step.description, None, topic=config.topic)
+        topic = config.topic if fill_topic else None
+        base = prepare_step_description(step.description, None, topic=topic)
         description = base
         if offset == 0 and prior_output:
             description = prepare_step_description(base, prior_output)
         task = Task(
             description=description,
-            expected_output=prepare_step_description(step.expected_output, None,
-                                                     topic=config.topic),
+            expected_output=prepare_step_description(step.expected_output, None, topic=topic),
             agent=agent,
             context=[],  # no automatic context: we inject one bounded prior output
         )

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import os  # noqa: F401  # writes moved to _fs; test_sessions patches this module's os.replace
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
+from agentic_orchestration._fs import atomic_write_json
 from agentic_orchestration.errors import ConfigError
 from agentic_orchestration.log import redact_secrets
 
@@ -188,8 +188,7 @@ def save_session(record: SessionRecord) -> Path:
     """Write ``record`` (secrets masked) atomically with mode 0600; returns the file."""
     path = session_path(record.session_id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    text = json.dumps(redact_secrets(record.to_dict()), indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(path, text)
+    atomic_write_json(path, redact_secrets(record.to_dict()), mode=0o600)
     logger.debug("session %s saved to %s", record.session_id, path)
     return path
 
@@ -234,33 +233,3 @@ def _error_text(error: BaseException | None) -> str | None:
     if error is None:
         return None
     return str(error) or type(error).__name__
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Temp file in the same folder (so ``os.replace`` is atomic), fsync, replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; not every filesystem allows it, hence best effort."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

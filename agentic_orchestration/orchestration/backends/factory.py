@@ -12,9 +12,10 @@ from agentic_orchestration.errors import BackendError
 from agentic_orchestration.orchestration.backends.base import ExecutionBackend
 
 #: name -> "module:Class", or None for a backend that is planned but not built yet.
+_PKG = "agentic_orchestration.orchestration.backends"
 BACKENDS: dict[str, str | None] = {
-    "inprocess": "agentic_orchestration.orchestration.backends.crewai:CrewAIExecutionBackend",
-    "subprocess": None,
+    "inprocess": f"{_PKG}.crewai:CrewAIExecutionBackend",
+    "subprocess": f"{_PKG}.subprocess:SubprocessExecutionBackend",
     "kubernetes": None,
 }
 
