@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import agentic_orchestration._fs as fs_module
 from agentic_orchestration.catalogs import WorkflowConfig
 from agentic_orchestration.errors import ConfigError
 from agentic_orchestration.orchestration.backends.base import (
@@ -27,7 +28,6 @@ from agentic_orchestration.sessions import (
     start_session,
     update_session,
 )
-from agentic_orchestration.sessions import orchestrator_session as session_module
 
 PLAN = WorkflowConfig.model_validate({
     "name": "dynamic",
@@ -115,7 +115,7 @@ def test_failed_write_keeps_the_old_record_and_leaves_no_temp_file(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(session_module.os, "replace", broken_replace)
+    monkeypatch.setattr(fs_module.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_session(record)
     assert path.read_text() == before

@@ -58,7 +58,7 @@ FAKE_WORKER = textwrap.dedent('''\
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
             open(spec["result"] + ".straggler", "w").write(str(child.pid))
         text = {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
-                "threads": threading.active_count()}
+                "threads": threading.active_count(), "stdin": os.readlink("/proc/self/fd/0")}
         if mode == "probe":
             text["modules"] = {m: m in sys.modules for m in spec["modules"]}
         os.makedirs(os.path.dirname(spec["result"]), exist_ok=True)
@@ -158,6 +158,7 @@ def test_result_json_is_returned_with_coordinator_timing(launcher, store) -> Non
     assert result.ok and result.error is None
     info = worker_info(result)
     assert info["pgid"] == info["pid"]  # its own process group, so kill() reaches all of it
+    assert info["stdin"] == os.devnull  # never the coordinator's terminal or request pipe
     assert result.timing is not None and result.timing.duration_seconds is not None
     log = store.result_path(RUN, "s1").parent / "worker.log"
     assert "=== launch" in log.read_text() and "fake log line 7" in log.read_text()

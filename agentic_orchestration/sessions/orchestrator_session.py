@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os  # noqa: F401  # writes moved to _fs; test_sessions patches this module's os.replace
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields

@@ -123,7 +123,8 @@ def _run_child(target: StepTarget, request: dict[str, Any], inherited: list[int]
             os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)  # never read the zygote's request pipe
-        os.close(null)
+        if null != 0:
+            os.close(null)
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -179,6 +180,8 @@ class Zygote:
     def _handle(self, line: bytes) -> None:
         try:
             request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("not a JSON object")
             missing = [k for k in ("spec", "run_id", "step_id", "log") if k not in request]
             if missing:
                 raise ValueError(f"request lacks {missing}")
@@ -192,10 +195,15 @@ class Zygote:
                            [t.name for t in threading.enumerate()])
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write the zygote's buffered text again
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: the coordinator can go cold
+            _send(self.chan, {"error": f"fork failed: {exc}"})
+            return
         if pid == 0:
-            inherited = [self.chan, self.in_fd,
-                         *(fd for fd in self.children.values() if fd is not None)]
+            inherited = [self.chan, *(fd for fd in self.children.values() if fd is not None)]
+            if self.in_fd > 2:  # fd 0 is replaced by /dev/null in the child anyway
+                inherited.append(self.in_fd)
             _run_child(self.target, request, inherited)
         self.children[pid] = _pidfd(pid)
         _send(self.chan, {"pid": pid})
