@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 #: ``StepResult.recovery_hint`` of a failure another provider may fix.
 HINT_PROVIDER_FALLBACK = "provider_fallback"
+#: ``recovery_hint`` of a failure of the worker process (died, hung, no result.json), not of
+#: the agent: the same spec may simply be run again.
+HINT_WORKER_RETRY = "worker_retry"
 
 _UNUSABLE_OUTPUT_MARKERS = ("none or empty", "empty answer", "empty response")
 

@@ -25,6 +25,7 @@ from agentic_orchestration.catalogs.catalog import with_llm_of
 from agentic_orchestration.catalogs.models import AgentProviderEntry
 from agentic_orchestration.orchestration.execution_fallback import (
     HINT_PROVIDER_FALLBACK,
+    HINT_WORKER_RETRY,
     fallback_enabled,
 )
 
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The launcher's hint: the worker died or never answered; run the same spec again.
-HINT_WORKER_RETRY = "worker_retry"
 #: The spec's hint for a Hugging Face / LiteLLM failure; handled like provider_fallback.
 HINT_HF_FALLBACK = "hf_litellm_fallback"
 #: Hints that move the step to the next provider of the fallback chain.

@@ -35,14 +35,13 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from agentic_orchestration.errors import BackendError
 from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
 from agentic_orchestration.orchestration.backends.base import StepResult, StepTiming, utc_now
+from agentic_orchestration.orchestration.execution_fallback import HINT_WORKER_RETRY
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.run_store import RunStore
 
 logger = logging.getLogger(__name__)
 
-#: ``recovery_hint`` of failures caused by the worker process, not by the agent.
-HINT_WORKER_RETRY = "worker_retry"
 #: ``execute_step_main``'s exit code for a spec it cannot use: retrying cannot help.
 EXIT_BAD_SPEC = 2
 #: The checkout (holds ``main.py``) or site-packages: what ``-m`` needs on ``sys.path``.
@@ -205,11 +204,9 @@ class WarmLauncher(StepLauncher):
             ZygoteGone: The zygote died or never got ready (the message has the last lines
                 of its log); nothing was started.
         """
-        self.start()
+        self.wait_ready()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._launch_lock:
-            if self.ready_info is None:
-                self.ready_info = self._next_reply(self.ready_timeout, "before it was ready")
             request = {"spec": str(spec_path), "run_id": run_id, "step_id": step_id,
                        "log": str(log_path)}
             stdin = self._proc.stdin if self._proc else None
@@ -222,6 +219,14 @@ class WarmLauncher(StepLauncher):
                 raise self._gone("when asked to fork a step") from exc
             reply = self._next_reply(30.0, "when asked to fork a step")
         return _WarmHandle(self, int(reply["pid"]), log_path)
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Start the zygote if needed and block until its imports are done."""
+        self.start()
+        with self._launch_lock:
+            if self.ready_info is None:
+                self.ready_info = self._next_reply(self.ready_timeout, "before it was ready")
+            return self.ready_info
 
     def wait_exit(self, pid: int, timeout: float | None) -> dict[str, Any] | None:
         """The zygote's exit reply for ``pid``, or None after ``timeout`` seconds."""
