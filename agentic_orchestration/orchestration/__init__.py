@@ -1,1 +1,5 @@
-"""Execution: contracts, backends, step hand-off, fallback. Backends are picked by name."""
+"""Execution: contracts, backends, step hand-off, coordinator, run store, fallback.
+
+Backends are picked by name (``backends.factory``); CLI runs go through
+``execution_dispatch.execute_workflow_config_resolved``.
+"""
