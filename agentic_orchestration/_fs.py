@@ -82,3 +82,23 @@ def _fsync_dir(folder: Path) -> None:
         logger.debug("fsync of folder %s not supported; rename may not be durable", folder)
     finally:
         os.close(dir_fd)
+
+
+def read_json_object(path: Path, *, what: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing.
+
+    Raises:
+        ConfigError: The file cannot be read, is not JSON, or is not an object; the message
+            names the path and ``what`` the file was expected to hold.
+    """
+    from agentic_orchestration.errors import ConfigError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a {what} (expected a JSON object)")
+    return data

@@ -28,15 +28,12 @@ def _resolve_config(
                               f"(main.py --workflow {workflow} \"your goal\")")
         return config.with_topic(goal or config.topic), f"workflow:{config.name}"
 
-    from agentic_orchestration.planning import DynamicPlanner, route
+    from agentic_orchestration.planning import DynamicPlanner, plan_or_route
 
     if use_router:
-        routed = route(goal, catalog)
-        if routed is not None:
-            return routed, f"router:{routed.name}"
+        return plan_or_route(goal, catalog)
     planner = DynamicPlanner(catalog)
-    config = planner.plan(goal)
-    return config, f"planner:{planner.provider.id}"
+    return planner.plan(goal), f"planner:{planner.provider_id}"
 
 
 def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: bool) -> None:

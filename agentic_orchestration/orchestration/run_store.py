@@ -23,7 +23,6 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentic_orchestration import settings
-from agentic_orchestration._fs import atomic_write_json
+from agentic_orchestration._fs import atomic_write_json, read_json_object
 from agentic_orchestration.errors import ConfigError, StepSpecError
 from agentic_orchestration.orchestration.backends.base import (
     SCHEMA_VERSION,
@@ -244,15 +243,9 @@ class FileSystemRunStore(RunStore):
 
     def read_run_meta(self, run_id: str) -> dict[str, Any]:
         """``run.json`` of a run. ``ConfigError`` when the run is unknown or the file broken."""
-        path = self.meta_path(run_id)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"no run {run_id} in run store {self.base}") from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read run metadata ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: run metadata is not a JSON object")
+        data = read_json_object(self.meta_path(run_id), what="run metadata")
+        if data is None:
+            raise ConfigError(f"no run {run_id} in run store {self.base}")
         return data
 
     def list_runs(self) -> list[str]:

@@ -15,7 +15,6 @@ Two rules keep them trustworthy:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
-from agentic_orchestration._fs import atomic_write_json
+from agentic_orchestration._fs import atomic_write_json, read_json_object
 from agentic_orchestration.errors import ConfigError
 from agentic_orchestration.log import redact_secrets
 
@@ -195,14 +194,9 @@ def save_session(record: SessionRecord) -> Path:
 def load_session(session_id: str) -> SessionRecord:
     """Read a saved record. ConfigError (naming the file) when missing or unreadable."""
     path = session_path(session_id)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"no session {session_id!r} (looked for {path})") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read session record ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not a session record (expected a JSON object)")
+    data = read_json_object(path, what="session record")
+    if data is None:
+        raise ConfigError(f"no session {session_id!r} (looked for {path})")
     return SessionRecord.from_dict(data, source=str(path))
 
 
