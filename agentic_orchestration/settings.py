@@ -10,6 +10,7 @@ tests and the CLI's ``--execution-backend`` override can change them per run.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "Base URL of an already running embedded-model server; empty starts one in-process."),
     EnvVar("AGENTIC_LLM_TIMEOUT_SECONDS", "600",
            "Timeout of one LLM HTTP request before the step counts as failed."),
+    EnvVar("AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS", "30",
+           "Seconds an MCP server gets to start, answer `initialize` and list its tools; "
+           "past it the step fails naming the MCP id."),
+    EnvVar("AGENTIC_MCP_CALL_TIMEOUT_SECONDS", "60",
+           "Seconds one MCP tool call may take (not retried); past it the step fails naming "
+           "the MCP id."),
     EnvVar("AGENTIC_VRAM_GB", "",
            "GPU memory (GB) for the `min_vram_gb` filter; empty detects it."),
     EnvVar("AGENTIC_SESSIONS_PATH", "~/.local/share/agentic-orchestration/sessions",
@@ -75,6 +82,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "A worker running longer than this is killed and the step fails (recoverable)."),
     EnvVar("AGENTIC_STEP_MAX_ATTEMPTS", "2",
            "Attempts per step on distributed backends (retries follow `recovery_hint`)."),
+    EnvVar("AGENTIC_CACHE_DIR", "~/.cache/agentic-orchestration",
+           "Install cache: the llama-cpp-python wheel and the npm MCP servers, whose "
+           "`npm/bin` is put on PATH."),
     EnvVar("AGENTIC_LOG_FORMAT", "text", "`json` writes log lines as JSON objects."),
     EnvVar("AGENTIC_LOG_LEVEL", "WARNING", "Log level of the tool's own loggers."),
     EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
@@ -111,6 +121,17 @@ def get_int(name: str, *, minimum: int = 0) -> int:
     return value
 
 
+def get_float(name: str, *, minimum: float = 0.0) -> float:
+    raw = get(name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name}={raw} must be a finite number of at least {minimum:g}")
+    return value
+
+
 def get_path(name: str) -> Path | None:
     value = get(name)
     return Path(os.path.expanduser(value)) if value else None
@@ -142,3 +163,21 @@ def quiet_crewai_network() -> None:
         ("CREWAI_TRACING_ENABLED", "false"),
     ):
         os.environ.setdefault(key, value)
+
+
+def extend_tool_path() -> None:
+    """Put the MCP server commands that scripts/install.sh installed on PATH.
+
+    Catalog commands are plain names (``mcp-server-fetch``, ``mcp-server-filesystem``): the
+    first lives in this interpreter's venv ``bin`` (on PATH only when the venv is
+    activated), the npm ones in ``$AGENTIC_CACHE_DIR/npm/bin``. Workers and MCP servers
+    inherit the PATH set here.
+    """
+    import sys
+
+    cache = Path(os.path.expanduser(get("AGENTIC_CACHE_DIR")))
+    extra = [str(Path(sys.executable).parent), str(cache / "npm" / "bin")]
+    parts = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    missing = [d for d in extra if d not in parts and Path(d).is_dir()]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join([*parts, *missing])

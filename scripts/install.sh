@@ -31,9 +31,13 @@ stamp=.venv/.agentic-install-stamp
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing the package and its dependencies into .venv"
-  .venv/bin/pip install --quiet --find-links "$WHEELS" -e ".[local,test]" 2>&1 \
+  .venv/bin/pip install --quiet --find-links "$WHEELS" -e ".[local,test,mcp-servers]" 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
   .venv/bin/python -c "import crewai, llama_cpp, agentic_orchestration" \
     || { log "install check failed"; exit 1; }
   echo "$want" > "$stamp"
 fi
+
+# MCP servers from the npm registry (filesystem, memory, supergateway): pinned, cached in
+# $AGENTIC_CACHE_DIR/npm, a no-op (no network) once installed. The CLI puts their bin on PATH.
+log "npm MCP servers (pinned, cached) in $(bash scripts/install_mcp_servers.sh)"

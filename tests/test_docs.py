@@ -24,7 +24,9 @@ def test_code_reads_only_registered_agentic_variables():
     registered = {v.name for v in ENV_VARS}
     used: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
-        used |= set(re.findall(r"AGENTIC_[A-Z0-9_]+", path.read_text()))
+        # Quoted names are reads (settings.get("..."), os.environ["..."]); docstrings that
+        # mention spec variables of later phases (``AGENTIC_K8S_...``) are not.
+        used |= set(re.findall(r"[\"'](AGENTIC_[A-Z0-9_]+)[\"']", path.read_text()))
     # Names that are not settings: the install cache dir and catalog-referenced vars.
     allowed_extra = {"AGENTIC_FILESYSTEM_ROOT", "AGENTIC_MEMORY_FILE"}
     assert used - registered - allowed_extra == set()

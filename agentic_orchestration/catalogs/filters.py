@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from agentic_orchestration.catalogs.models import AgentProviderEntry, MCPProviderEntry
@@ -53,6 +55,25 @@ def filter_mcp_entries_by_api_credentials(
     return _filter_by_env(entries, os.environ if env is None else env, {})
 
 
+def find_stdio_command(command: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Where a stdio server's command is: on PATH, else next to this Python; or None.
+
+    PATH is the one the server gets: the entry's ``env`` PATH, else this process's (CrewAI
+    passes ours on through the MCP SDK's default environment). The fallback finds console
+    scripts installed in this interpreter's venv (``mcp-server-fetch``) when the venv is
+    used as ``.venv/bin/python`` without being activated.
+
+    Args:
+        command: A name (looked up) or a path (checked).
+        env: The entry's expanded ``env`` merged over this process's environment.
+    """
+    source = os.environ if env is None else env
+    found = shutil.which(command, path=source.get("PATH", os.defpath))
+    if found is None and os.sep not in command:
+        found = shutil.which(command, path=str(Path(sys.executable).parent))
+    return found
+
+
 def filter_mcp_entries_by_installed_command(
     entries: Sequence[MCPProviderEntry],
 ) -> tuple[list[MCPProviderEntry], Excluded]:
@@ -60,7 +81,7 @@ def filter_mcp_entries_by_installed_command(
     kept: list[MCPProviderEntry] = []
     excluded: Excluded = {}
     for entry in entries:
-        if entry.stdio is not None and shutil.which(entry.stdio.command) is None:
+        if entry.stdio is not None and find_stdio_command(entry.stdio.command) is None:
             excluded[entry.id] = f"command not installed: {entry.stdio.command}"
         else:
             kept.append(entry)

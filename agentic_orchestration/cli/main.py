@@ -78,6 +78,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     configure_logging()
     settings.quiet_crewai_network()
+    settings.extend_tool_path()
 
     if args.execute_step is not None:
         if not (args.run_id and args.step_id):

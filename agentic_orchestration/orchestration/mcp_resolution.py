@@ -10,24 +10,48 @@ Three stages, split by *where* they may run:
    in-process backend, or the worker): ``${VAR}`` becomes its value; a missing variable is
    a ``ConfigError`` naming the MCP id and the variable.
 3. :func:`to_crewai_mcp`: the expanded dict becomes ``crewai.mcp.MCPServerStdio`` or
-   ``MCPServerHTTP`` (CrewAI imported lazily, here only).
+   ``MCPServerHTTP`` (CrewAI imported lazily, here only), tagged with its MCP id and the
+   secret values to hide, for ``crewai_mcp_hotfix``.
+
+:func:`crewai_mcps_for` does 2 and 3 for a step's refs, plus the attach-time health check
+(:func:`check_stdio_command`): a stdio command that is not installed fails the step before
+any LLM call, naming the MCP id, instead of inside CrewAI (a traceback on stderr and a
+``ConnectionError`` our fallback would take for the LLM endpoint's).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agentic_orchestration.catalogs.filters import find_stdio_command
 from agentic_orchestration.catalogs.models import MCPProviderEntry
-from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.errors import EXIT_STEP_FAILED, AgenticError, ConfigError
 
 if TYPE_CHECKING:
     from crewai.mcp import MCPServerHTTP, MCPServerStdio
 
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TRANSPORTS = ("stdio", "streamable_http")
+#: Expanded values shorter than this are not redacted (they would mangle ordinary words).
+_MIN_SECRET_LEN = 4
+
+
+class MCPServerError(AgenticError):
+    """An MCP server of a step cannot be used: not installed, not answering, crashed.
+
+    Fails the step (exit code 1) and is not recoverable: another LLM provider would meet
+    the same server. The message starts with the MCP id and never holds a secret value.
+    """
+
+    exit_code = EXIT_STEP_FAILED
+    recoverable = False
+
+    def __init__(self, mcp_id: str, message: str) -> None:
+        self.mcp_id = mcp_id
+        super().__init__(f"MCP server {mcp_id!r}: {message}")
 
 
 def resolve_workflow_mcp_refs(
@@ -116,18 +140,31 @@ def expand_env(
     return walk(dict(resolved))
 
 
-def to_crewai_mcp(resolved: Mapping[str, Any]) -> MCPServerStdio | MCPServerHTTP:
+def to_crewai_mcp(
+    resolved: Mapping[str, Any],
+    *,
+    mcp_id: str = "",
+    secrets: Sequence[str] = (),
+) -> MCPServerStdio | MCPServerHTTP:
     """CrewAI's server config for an *expanded* resolved dict.
 
     ``stdio`` -> ``MCPServerStdio(command, args, env)`` (CrewAI merges ``env`` over the MCP
     SDK's safe default environment, so only the variables the entry lists reach the
     server); ``streamable_http`` -> ``MCPServerHTTP(url, headers, streamable=True)``.
+    Both are the hotfix's subclasses, carrying ``mcp_id`` (tool names, errors) and
+    ``secrets`` (hidden in error messages).
+
+    Args:
+        resolved: The expanded dict (or a whole ref, whose id is then used).
+        mcp_id: Catalog id; default the ref's id, else the transport name.
+        secrets: Expanded values to redact from errors.
 
     Raises:
         ConfigError: ``resolved`` does not hold exactly one known transport block, or a
             ``${VAR}`` was not expanded first.
     """
     if "resolved" in resolved:
+        mcp_id = mcp_id or str(resolved.get("id", ""))
         resolved = resolved["resolved"]
     keys = [key for key in resolved if key in TRANSPORTS]
     if len(keys) != 1 or len(resolved) != 1:
@@ -143,14 +180,73 @@ def to_crewai_mcp(resolved: Mapping[str, Any]) -> MCPServerStdio | MCPServerHTTP
     from agentic_orchestration import settings
 
     settings.quiet_crewai_network()
-    from crewai.mcp import MCPServerHTTP, MCPServerStdio
+    from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
+        AgenticMCPServerHTTP,
+        AgenticMCPServerStdio,
+    )
 
     block = dict(resolved[keys[0]])
+    tags = {"mcp_id": mcp_id or keys[0],
+            "redact": sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len,
+                             reverse=True)}
     if keys[0] == "stdio":
-        return MCPServerStdio(
+        return AgenticMCPServerStdio(
             command=block["command"], args=list(block.get("args") or []),
-            env=dict(block.get("env") or {}) or None,
+            env=dict(block.get("env") or {}) or None, **tags,
         )
-    return MCPServerHTTP(
+    return AgenticMCPServerHTTP(
         url=block["url"], headers=dict(block.get("headers") or {}) or None, streamable=True,
+        **tags,
     )
+
+
+def check_stdio_command(
+    mcp_id: str, resolved: Mapping[str, Any], env: Mapping[str, str] | None = None,
+) -> str | None:
+    """Fail now if an expanded stdio block's command cannot be found (see
+    :func:`find_stdio_command`); HTTP blocks are left to the connect timeout.
+
+    Returns:
+        The command's path for a stdio block, None for HTTP.
+
+    Raises:
+        MCPServerError: The command is not an executable there (names the MCP id).
+    """
+    block = resolved.get("stdio")
+    if block is None:
+        return None
+    source = dict(os.environ if env is None else env)
+    source.update(block.get("env") or {})
+    command = str(block["command"])
+    found = find_stdio_command(command, source)
+    if found is None:
+        where = "is not an executable file" if os.sep in command else "is not on PATH"
+        raise MCPServerError(
+            mcp_id, f"stdio command {command!r} {where} (install it, or fix the catalog "
+                    f"entry; `--list-mcps` shows what is available)")
+    return found
+
+
+def crewai_mcps_for(
+    refs: Iterable[Mapping[str, Any]], env: Mapping[str, str] | None = None,
+) -> list[MCPServerStdio | MCPServerHTTP]:
+    """A step's refs as CrewAI server configs, ready for ``Agent(mcps=...)``.
+
+    Expands ``${VAR}`` (so call it only where the servers start: the in-process backend or
+    the worker), checks stdio commands, and tags each config with its id and secrets.
+
+    Raises:
+        ConfigError: A referenced variable is unset (names the MCP id and variable).
+        MCPServerError: A stdio command is not installed (names the MCP id).
+    """
+    source = os.environ if env is None else env
+    configs = []
+    for ref in refs:
+        mcp_id = str(ref["id"])
+        expanded = expand_env(ref, source)
+        found = check_stdio_command(mcp_id, expanded, source)
+        if found:  # the path checked is the path started (it may be next to this Python)
+            expanded["stdio"]["command"] = found
+        secrets = [source.get(name, "") for name in referenced_env_vars(ref["resolved"])]
+        configs.append(to_crewai_mcp(expanded, mcp_id=mcp_id, secrets=secrets))
+    return configs

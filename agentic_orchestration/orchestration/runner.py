@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry, StepConfig, WorkflowConfig
 from agentic_orchestration.orchestration.mcp_resolution import (
-    expand_env,
+    crewai_mcps_for,
     resolve_workflow_mcp_refs,
-    to_crewai_mcp,
 )
 from agentic_orchestration.orchestration.step_context import prepare_step_description
 from agentic_orchestration.providers.agent_providers import AgentProvider, agent_provider_from_dict
@@ -117,6 +116,7 @@ def build_workflow(
     Raises:
         CatalogError: A step names an unknown agent or MCP provider.
         ConfigError: An MCP ``${VAR}`` or a provider's API key variable is not set.
+        MCPServerError: A step's stdio MCP command is not installed (before any LLM call).
     """
     settings.quiet_crewai_network()
     from crewai import Agent, Crew, Process, Task
@@ -136,6 +136,13 @@ def build_workflow(
     for offset, step in enumerate(steps):
         entry = overrides.get(step.id) or catalog.resolve_step_agent(step, workflow=config.name)
         refs = resolve_workflow_mcp_refs(catalog.resolve_step_mcps(step, workflow=config.name))
+        if refs:  # once per process (a worker gets it here too); ~0.2 s of imports, so
+            # only when a step has MCP servers
+            from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
+                apply_crewai_mcp_hotfix,
+            )
+
+            apply_crewai_mcp_hotfix()
         provider = agent_provider_from_dict(entry)
         agent = Agent(
             role=entry.role,
@@ -144,7 +151,7 @@ def build_workflow(
             verbose=entry.verbose,
             allow_delegation=entry.allow_delegation,
             llm=_shared_llm(llms, provider),
-            mcps=[to_crewai_mcp(expand_env(ref)) for ref in refs],
+            mcps=crewai_mcps_for(refs),  # expands ${VAR}, checks stdio commands
             max_retry_limit=0,
         )
         topic = config.topic if fill_topic else None

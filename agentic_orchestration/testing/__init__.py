@@ -2,7 +2,15 @@
 
 ``ScriptedLLMServer`` is a real OpenAI-compatible HTTP server whose replies are scripted, so
 CrewAI's real client code runs in tests and benchmarks while the answers are deterministic.
+``mcp_servers`` holds real MCP servers (MCP SDK) over stdio and streamable HTTP, including
+misbehaving ones (hang, crash, stall) for the health tests. Its names are imported on first
+use, so ``python -m agentic_orchestration.testing.mcp_servers`` does not import it twice.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from agentic_orchestration.testing.fake_llm import (
     FakeReply,
@@ -11,4 +19,23 @@ from agentic_orchestration.testing.fake_llm import (
     ToolCallReply,
 )
 
-__all__ = ["FakeReply", "HTTPErrorReply", "ScriptedLLMServer", "ToolCallReply"]
+_FROM_MCP_SERVERS = ("RECORD_FILE_ENV", "StreamableHTTPMCPServer", "read_records",
+                     "secret_answer", "stdio_server_command")
+
+__all__ = [
+    "RECORD_FILE_ENV",
+    "FakeReply",
+    "HTTPErrorReply",
+    "ScriptedLLMServer",
+    "StreamableHTTPMCPServer",
+    "ToolCallReply",
+    "read_records",
+    "secret_answer",
+    "stdio_server_command",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_MCP_SERVERS:
+        return getattr(importlib.import_module(f"{__name__}.mcp_servers"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -80,6 +80,10 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "crewai.telemetry.tracing.last_run",
     "crewai.telemetry.tracing.providers",
     "crewai.telemetry.tracing.semantic_conventions",
+    # Our own step path (about 0.23 s per MCP step otherwise): import only, nothing runs.
+    "agentic_orchestration.orchestration.runner",
+    "agentic_orchestration.orchestration.backends.crewai",
+    "agentic_orchestration.orchestration.crewai_mcp_hotfix",
 )
 
 StepTarget = Callable[..., Any]
