@@ -58,10 +58,8 @@ def _coordinator(mode: str, config_dir: str, store: str) -> None:
         from agentic_orchestration.orchestration.backends.subprocess import (
             SubprocessExecutionBackend,
         )
-        from agentic_orchestration.orchestration.backends.subprocess_runner import (
-            ColdLauncher,
-            WarmLauncher,
-        )
+        from agentic_orchestration.orchestration.backends.subprocess_runner import ColdLauncher
+        from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
 
         launcher = WarmLauncher(env=dict(os.environ)) if mode == "warm" else ColdLauncher(
             env=dict(os.environ))

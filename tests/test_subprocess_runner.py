@@ -26,11 +26,10 @@ from agentic_orchestration.orchestration.backends.subprocess_runner import (
     FallbackLauncher,
     StepHandle,
     StepLauncher,
-    WarmLauncher,
-    ZygoteGone,
     run_step_process,
     tail_log,
 )
+from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher, ZygoteGone
 from agentic_orchestration.orchestration.run_store import FileSystemRunStore
 
 pytestmark = [pytest.mark.backend_subprocess, pytest.mark.timeout(120)]

@@ -129,8 +129,8 @@ class SubprocessExecutionBackend(ExecutionBackend):
         from agentic_orchestration.orchestration.backends.subprocess_runner import (
             ColdLauncher,
             FallbackLauncher,
-            WarmLauncher,
         )
+        from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
 
         env = dict(os.environ)
         if any(spec.agent_provider.get("type") == "local" for spec in specs):

@@ -1,0 +1,225 @@
+"""The warm launcher: steps forked from a long-lived process that already imported CrewAI.
+
+A fresh interpreter pays ``import crewai`` (4-6 s here) on every step; the zygote
+(``_warm_worker``) pays it once, at the start of the run, while the coordinator plans, and
+then forks one child per step, each isolated in its own process with its own result.json.
+The protocol is JSON lines over the zygote's stdin/stdout (see ``_warm_worker``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from agentic_orchestration.errors import BackendError
+from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
+from agentic_orchestration.orchestration.backends.subprocess_runner import (
+    REPO_ROOT,
+    StepHandle,
+    StepLauncher,
+    signal_name,
+    tail_text,
+)
+
+logger = logging.getLogger(__name__)
+
+_ZYGOTE_MODULE = "agentic_orchestration.orchestration.backends._warm_worker"
+
+
+class ZygoteGone(BackendError):
+    """The warm worker process is not serving (crashed, killed, or failed to start)."""
+
+    recoverable = True
+
+
+class WarmLauncher(StepLauncher):
+    """Forks steps from a pre-started zygote; ``_warm_worker`` documents the protocol.
+
+    Args:
+        env: Environment of the zygote, hence of every step (default: this process's).
+        preload: Import crewai and its lazily loaded modules in the zygote (off: tests).
+        target: ``module:function`` the children run (default ``execute_step_main``).
+        ready_timeout: Seconds the first ``launch`` waits for the zygote's imports.
+    """
+
+    name: ClassVar[str] = "warm"
+
+    def __init__(self, env: dict[str, str] | None = None, preload: bool = True, *,
+                 target: str | None = None, ready_timeout: float = 180.0) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.preload, self.target, self.ready_timeout = preload, target, ready_timeout
+        self.ready_info: dict[str, Any] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None  # unlinked temp file: nothing left behind
+        self._buffer, self._eof = b"", False
+        self._replies: deque[dict[str, Any]] = deque()  # ready / pid / error, in order
+        self._exits: dict[int, dict[str, Any]] = {}  # pid -> exit reply, whoever read it
+        self._read_lock, self._launch_lock = threading.Lock(), threading.Lock()
+
+    @property
+    def zygote_pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        """Start the zygote and return: its imports overlap with the caller's planning."""
+        if self._proc is not None:
+            return
+        argv = [sys.executable, "-m", _ZYGOTE_MODULE]
+        argv += ["--target", self.target] if self.target else []
+        argv += [] if self.preload else ["--no-preload"]
+        env = dict(self.env)  # -m must find this package wherever the coordinator started
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        self._stderr = tempfile.TemporaryFile(prefix="agentic-warm-worker-")
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._stderr, env=env, start_new_session=True)
+
+    def close(self) -> None:
+        """Close the zygote's stdin (it kills leftover steps and exits), then reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+
+    def launch(self, spec_path: Path, *, run_id: str, step_id: str,
+               log_path: Path) -> StepHandle:
+        """Fork the step (the first call waits for the zygote's imports).
+
+        Raises:
+            ZygoteGone: The zygote died or never got ready (the message has the last lines
+                of its log); nothing was started.
+        """
+        self.wait_ready()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._launch_lock:
+            request = {"spec": str(spec_path), "run_id": run_id, "step_id": step_id,
+                       "log": str(log_path)}
+            stdin = self._proc.stdin if self._proc else None
+            try:
+                if stdin is None:
+                    raise BrokenPipeError("zygote closed")
+                stdin.write(json.dumps(request).encode() + b"\n")
+                stdin.flush()
+            except (BrokenPipeError, ValueError) as exc:
+                raise self._gone("when asked to fork a step") from exc
+            reply = self._next_reply(30.0, "when asked to fork a step")
+        return _WarmHandle(self, int(reply["pid"]), log_path)
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Start the zygote if needed and block until its imports are done."""
+        self.start()
+        with self._launch_lock:
+            if self.ready_info is None:
+                self.ready_info = self._next_reply(self.ready_timeout, "before it was ready")
+            return self.ready_info
+
+    def wait_exit(self, pid: int, timeout: float | None) -> dict[str, Any] | None:
+        """The zygote's exit reply for ``pid``, or None after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pid not in self._exits:
+            remaining = 0.5 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._pump(min(remaining, 0.5))
+        return self._exits.pop(pid)
+
+    def _next_reply(self, timeout: float, doing: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self._replies:
+            if time.monotonic() >= deadline:
+                self.close()
+                raise ZygoteGone(f"warm worker gave no answer in {timeout:g}s {doing}; stopped")
+            try:
+                self._pump(min(deadline - time.monotonic(), 0.5))
+            except ZygoteGone:
+                raise self._gone(doing) from None
+        reply = self._replies.popleft()
+        if "error" not in reply:
+            return reply
+        if self.ready_info is not None:
+            raise BackendError(f"warm worker refused the step: {reply['error']}")
+        raise self._gone(doing, reply["error"])
+
+    def _pump(self, timeout: float) -> None:
+        """File the reply lines that arrive within ``timeout``; any waiter may read them."""
+        with self._read_lock:
+            if self._eof or self._proc is None or self._proc.stdout is None:
+                raise ZygoteGone("warm worker is not running")
+            fd = self._proc.stdout.fileno()
+            if not select.select([fd], [], [], max(timeout, 0.0))[0]:
+                return
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                self._eof = True
+                raise ZygoteGone("warm worker closed its output")
+            *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+            for reply in map(json.loads, filter(None, lines)):
+                if "exit" in reply:
+                    self._exits[int(reply["pid"])] = reply
+                else:
+                    self._replies.append(reply)
+
+    def _gone(self, doing: str, error: str = "") -> ZygoteGone:
+        code = None
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(2)
+        what = ("stopped answering" if code is None else f"exited with code {code}"
+                if code >= 0 else f"was killed by signal {signal_name(-code)}")
+        message = f"warm worker process (pid {self.zygote_pid}) {what} {doing}"
+        message += f": {error}" if error else ""
+        tail = ""
+        if self._stderr is not None and not self._stderr.closed:
+            self._stderr.seek(0)
+            tail = tail_text(self._stderr.read().decode(errors="replace"))
+        return ZygoteGone(message + (f"; last log lines: {tail}" if tail else ""))
+
+
+class _WarmHandle(StepHandle):
+    def __init__(self, launcher: WarmLauncher, pid: int, log_path: Path) -> None:
+        super().__init__(pid, log_path)
+        self._launcher = launcher
+        self.status: int | None = None
+        self.maxrss_kb: int | None = None
+
+    def wait(self, timeout: float | None) -> int | None:
+        if self.status is not None:
+            return self.status
+        try:
+            reply = self._launcher.wait_exit(self.pid, timeout)
+        except ZygoteGone:
+            # Nobody can report this child's end any more: stop it rather than orphan it.
+            logger.warning("warm worker died while step process %s ran; killing it", self.pid)
+            kill_step_group(self.pid, unreaped=False)
+            self.status = -signal.SIGKILL
+            return self.status
+        if reply is None:
+            return None
+        self.status, self.maxrss_kb = int(reply["exit"]), reply.get("maxrss_kb")
+        return self.status
+
+    def kill(self) -> None:
+        # Until the zygote reported the exit it has not reaped the child: the pid is its.
+        kill_step_group(self.pid, unreaped=self.status is None)
+        if self.status is None and self.wait(10.0) is None:
+            logger.warning("step process %s did not report its end after SIGKILL", self.pid)
