@@ -186,7 +186,8 @@ def test_non_recoverable_failure_stops_the_run(
     assert result.exit_code == 1 and not result.ok
     assert isinstance(result.error, StepFailed) and "401 bad key" in str(result.error)
     assert result.error.step_id == "step_2" and not result.error.recoverable
-    assert result.result_text == "OUT-1"  # the last good output
+    assert result.result_text is None  # as in-process: no final answer on failure
+    assert result.step_results[0].result_text == "OUT-1"
     assert [r.ok for r in result.step_results] == [True, False]
     assert recover_calls == []
     assert sink == ["step step_2 attempt 1 on primary: 401 bad key"]

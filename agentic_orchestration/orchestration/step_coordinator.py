@@ -303,7 +303,9 @@ class _Run:
                                recovery_hint=failed.recovery_hint)
         return WorkflowExecutionResult(
             exit_code=0 if failed is None else 1,
-            result_text=prior,
+            # As in-process: a failed run has no final answer (the finished steps' texts
+            # are in step_results and the run store).
+            result_text=prior if failed is None else None,
             error=error,
             step_results=list(self.results),
             run_id=self.options.run_id,
