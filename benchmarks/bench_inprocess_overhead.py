@@ -56,6 +56,9 @@ def _plan(steps: int):
 
 
 def main() -> None:
+    from agentic_orchestration.log import configure_logging
+
+    configure_logging()  # CrewAI warns once per step about token counts: not a figure
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per plan (median shown)")
     args = parser.parse_args()

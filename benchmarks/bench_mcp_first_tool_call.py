@@ -189,6 +189,9 @@ def bench_hang() -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
+    from agentic_orchestration.log import configure_logging
+
+    configure_logging()  # CrewAI warns once per step about token counts: not a figure
     tmp = Path(tempfile.mkdtemp(prefix="bench-mcp-"))
     os.environ.update(HOME=str(tmp / "home"), AGENTIC_PROGRESS="1",
                       AGENTIC_SESSIONS_PATH=str(tmp / "sessions"),
