@@ -61,6 +61,24 @@ def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]
 WORKERS = {"AGENTIC_EXECUTION_BACKEND": "subprocess", "AGENTIC_SUBPROCESS_WORKERS": "1"}
 
 
+def replace_draft_rule(scripted_llm, reply) -> None:
+    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
+    scripted_llm.add_rule(r"DRAFT", reply)
+
+
+def stall_draft(scripted_llm) -> threading.Event:
+    """The draft step's LLM call hangs for 20 s; the event is set when it starts."""
+    reached = threading.Event()
+
+    def stall(request):
+        reached.set()
+        time.sleep(20)
+        return "late"
+
+    replace_draft_rule(scripted_llm, stall)
+    return reached
+
+
 def session_of(tmp_path: Path) -> dict:
     sessions = sorted((tmp_path / "sessions").glob("*.json"))
     assert len(sessions) == 1
@@ -123,8 +141,7 @@ def test_hanging_worker_is_killed_and_retried(flow, tmp_path, scripted_llm):
             time.sleep(30)  # far past the step timeout: the worker is killed meanwhile
         return "A draft using Fact one."
 
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", hang_once)
+    replace_draft_rule(scripted_llm, hang_once)
     started = time.monotonic()
     code, out, err = finish(main_py("--workflow", str(flow), "tea",
                                     env={**WORKERS, "AGENTIC_STEP_TIMEOUT_SECONDS": "4",
@@ -163,8 +180,7 @@ def test_sigkilled_worker_becomes_failed_attempt_then_retry(flow, tmp_path, scri
             time.sleep(1)
         return "A draft using Fact one."
 
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", kill_worker_once)
+    replace_draft_rule(scripted_llm, kill_worker_once)
     code, out, err = finish(main_py("--workflow", str(flow), "tea",
                                     env={**WORKERS, "AGENTIC_SUBPROCESS_WARM": "0"}))
     assert code == 0, out + err
@@ -174,15 +190,13 @@ def test_sigkilled_worker_becomes_failed_attempt_then_retry(flow, tmp_path, scri
 
 
 def test_failed_step_then_resume_skips_finished_steps(flow, tmp_path, scripted_llm):
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", HTTPErrorReply(401, "bad key"))
+    replace_draft_rule(scripted_llm, HTTPErrorReply(401, "bad key"))
     code, out, err = finish(main_py("--workflow", str(flow), "tea", env=WORKERS))
     assert code == 1, out + err
     [run_dir] = run_dirs(tmp_path)
     assert not (run_dir / "polish").exists()
 
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", "A draft using Fact one.")
+    replace_draft_rule(scripted_llm, "A draft using Fact one.")
     scripted_llm.requests.clear()
     code, out, err = finish(main_py("--resume", run_dir.name, env=WORKERS))
     assert code == 0, out + err
@@ -194,15 +208,7 @@ def test_failed_step_then_resume_skips_finished_steps(flow, tmp_path, scripted_l
 
 
 def test_killed_coordinator_run_can_be_resumed(flow, tmp_path, scripted_llm):
-    reached = threading.Event()
-
-    def stall(request):
-        reached.set()
-        time.sleep(20)
-        return "late"
-
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", stall)
+    reached = stall_draft(scripted_llm)
     proc = main_py("--workflow", str(flow), "tea", env=WORKERS, start_new_session=True)
     assert reached.wait(120)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -211,23 +217,14 @@ def test_killed_coordinator_run_can_be_resumed(flow, tmp_path, scripted_llm):
     assert json.loads((run_dir / "gather" / "result.json").read_text())["exit_code"] == 0
     assert not (run_dir / "draft" / "result.json").exists()
 
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", "A draft using Fact one.")
+    replace_draft_rule(scripted_llm, "A draft using Fact one.")
     code, out, err = finish(main_py("--resume", run_dir.name, env=WORKERS))
     assert code == 0, out + err
     assert "The polished text." in out
 
 
 def test_ctrl_c_stops_workers_and_keeps_finished_steps(flow, tmp_path, scripted_llm):
-    reached = threading.Event()
-
-    def stall(request):
-        reached.set()
-        time.sleep(20)
-        return "late"
-
-    scripted_llm.rules = [r for r in scripted_llm.rules if "DRAFT" not in r[0].pattern]
-    scripted_llm.add_rule(r"DRAFT", stall)
+    reached = stall_draft(scripted_llm)
     proc = main_py("--workflow", str(flow), "tea",
                    env={**WORKERS, "AGENTIC_SUBPROCESS_WARM": "0"})
     assert reached.wait(120)
