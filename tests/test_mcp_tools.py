@@ -459,7 +459,7 @@ def test_http_server_not_answering_or_not_there_fails_the_step(
                                  mcps=http_yaml(mcp_id, url))
             began = time.monotonic()
             result = run_inprocess(one_step([mcp_id]), load_catalog(root))
-            assert time.monotonic() - began < short_timeouts[0] + 4
+            assert time.monotonic() - began < short_timeouts[0] + 8  # bounded, not hung
             [step] = result.step_results
             assert not result.ok and f"MCP server '{mcp_id}'" in step.error, step.error
     finally:

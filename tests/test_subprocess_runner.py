@@ -167,7 +167,7 @@ def test_result_json_is_returned_with_coordinator_timing(launcher, store) -> Non
 def test_hang_is_killed_at_the_timeout(launcher, store) -> None:
     began = time.monotonic()
     result = run(launcher, store, "s1", "hang", timeout=1.0)
-    assert time.monotonic() - began < 1.0 + 2.0
+    assert time.monotonic() - began < 1.0 + 5.0  # the 1 s timeout, plus slack for a busy CI box
     assert not result.ok
     assert result.error == "step timed out after 1s (worker killed)"
     assert result.recoverable and result.recovery_hint == "worker_retry"
@@ -265,7 +265,7 @@ def test_start_does_not_block_and_first_launch_waits_for_ready(fake, store) -> N
     began = time.monotonic()
     launcher.start()
     try:
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 2.0  # the zygote needs ~2.7 s to get ready
         assert run(launcher, store, "s1", "ok").ok
         assert launcher.ready_info is not None and launcher.ready_info["preloaded"] > 20
     finally:
