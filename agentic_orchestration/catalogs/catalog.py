@@ -61,14 +61,11 @@ class Catalog:
         Entries that share ``first``'s endpoint (same type, model and URL) are skipped: they
         would fail the same way.
         """
-        def endpoint(e: AgentProviderEntry) -> tuple[str, ...]:
-            return (e.type, e.model, e.openai_base_url, e.ollama_host)
-
-        seen = {endpoint(first)}
+        seen = {first.endpoint()}
         chain = []
         for entry in self.available_agents:
-            if endpoint(entry) not in seen:
-                seen.add(endpoint(entry))
+            if entry.endpoint() not in seen:
+                seen.add(entry.endpoint())
                 chain.append(entry)
         return chain
 

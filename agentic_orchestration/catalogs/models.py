@@ -85,6 +85,11 @@ class AgentProviderEntry(_Strict):
             _check_env_names([value])
         return value
 
+    def endpoint(self) -> tuple[str, str, str, str]:
+        """Which LLM answers (type, model, URLs): entries sharing it fail together, so the
+        fallback chain skips them."""
+        return (self.type, self.model, self.openai_base_url, self.ollama_host)
+
     def key_env(self) -> str:
         """Name of the env var that holds this provider's API key ('' when none is needed)."""
         if self.api_key_env:

@@ -151,10 +151,6 @@ class FallbackPlan:
     overrides: dict[str, AgentProviderEntry]
 
 
-def _endpoint(entry: AgentProviderEntry) -> tuple[str, ...]:
-    return (entry.type, entry.model, entry.openai_base_url, entry.ollama_host)
-
-
 def plan_fallback(
     config: WorkflowConfig, catalog: Catalog, failed_step_id: str
 ) -> FallbackPlan | None:
@@ -173,7 +169,7 @@ def plan_fallback(
     overrides = {}
     for step in config.steps[index:]:
         entry = catalog.resolve_step_agent(step, workflow=config.name)
-        if _endpoint(entry) == _endpoint(failed_entry):
+        if entry.endpoint() == failed_entry.endpoint():
             overrides[step.id] = with_llm_of(entry, provider)
     return FallbackPlan(provider=provider, failed_step_id=failed_step_id,
                         failed_provider_id=failed_entry.id, start_index=index,

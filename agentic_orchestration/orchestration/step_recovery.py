@@ -50,10 +50,6 @@ __all__ = [
 ]
 
 
-def _endpoint(entry: AgentProviderEntry) -> tuple[str, ...]:
-    return (entry.type, entry.model, entry.openai_base_url, entry.ollama_host)
-
-
 def provider_recovery(catalog: Catalog) -> RecoverStep:
     """A ``RecoverStep`` mapping ``recovery_hint`` to the next spec (see module docstring).
 
@@ -97,6 +93,6 @@ def provider_recovery(catalog: Catalog) -> RecoverStep:
 def _next_in_chain(chain: list[AgentProviderEntry], current: AgentProviderEntry
                    ) -> AgentProviderEntry | None:
     """The entry after ``current``'s endpoint in ``chain``; the first if it is not in it."""
-    positions = [i for i, e in enumerate(chain) if _endpoint(e) == _endpoint(current)]
+    positions = [i for i, e in enumerate(chain) if e.endpoint() == current.endpoint()]
     position = positions[0] + 1 if positions else 0
     return chain[position] if position < len(chain) else None
