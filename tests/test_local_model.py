@@ -132,9 +132,9 @@ def test_unloadable_model_is_a_clear_error_and_leaves_no_server(
     monkeypatch.setenv("AGENTIC_LOCAL_MODEL_PATH", str(bogus))
     with pytest.raises(ConfigError, match=r"cannot load local model .*bogus\.gguf"):
         ensure_local_server()
-    from agentic_orchestration.providers import local_model
+    from agentic_orchestration.providers import local_model_process
 
-    assert local_model._server is None
+    assert local_model_process._front is None
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.5:8080/v1", "http://10.0.0.5:8080/v1/",

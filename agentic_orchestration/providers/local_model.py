@@ -10,8 +10,10 @@ system prompt (the GGUF has no chat template, and the ``gemma`` chat format disc
 messages), and it answers HTTP 500 to OpenAI's ``json_schema`` response format. Serving it
 ourselves fixes all three in a few lines (``fold_messages`` and ``llama_response_format``).
 
-One server per process (``ensure_local_server``); worker processes reuse a coordinator's
-server through ``AGENTIC_LOCAL_LLM_URL`` instead of loading their own copy.
+``LocalModelServer`` runs in the embedded model's own child process
+(``local_model_server``); the tool talks to it through the front of ``local_model_process``,
+which survives a native crash. ``ensure_local_server`` is re-exported from there; worker
+processes reuse a coordinator's model through ``AGENTIC_LOCAL_LLM_URL``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
-from agentic_orchestration.errors import AgenticError, ConfigError
+from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.providers.local_model_process import (
+    ensure_local_server,
+    stop_local_server,
+)
 from agentic_orchestration.providers.openai_http import (
     CompletionHTTPError,
     OpenAICompatServer,
@@ -298,44 +304,3 @@ class LocalModelServer(OpenAICompatServer):
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
-
-
-_server: LocalModelServer | None = None
-_server_lock = threading.Lock()
-
-
-def ensure_local_server() -> str:
-    """Base URL (ending in ``/v1``) of the embedded model's server, starting it if needed.
-
-    ``AGENTIC_LOCAL_LLM_URL`` wins, so worker processes share the one server a coordinator
-    started. Otherwise one ``LocalModelServer`` per process is started on a random loopback
-    port and its model is loaded now, so the load does not count against the first step.
-
-    Raises:
-        ConfigError: the model cannot be found or loaded (nothing is left running).
-    """
-    global _server
-    shared = settings.get("AGENTIC_LOCAL_LLM_URL").strip().rstrip("/")
-    if shared:
-        return shared if shared.endswith("/v1") else shared + "/v1"
-    with _server_lock:
-        if _server is None:
-            server = LocalModelServer()
-            try:
-                server.load()
-            except AgenticError:
-                server.server_close()
-                raise
-            server.start()
-            _server = server
-            logger.info("local model server listening at %s", server.base_url)
-        return _server.base_url
-
-
-def stop_local_server() -> None:
-    """Stop the process-wide server and free its model (tests; the next call restarts it)."""
-    global _server
-    with _server_lock:
-        server, _server = _server, None
-    if server is not None:
-        server.stop()
