@@ -182,3 +182,37 @@ def test_installed_wheel_has_no_amx_or_avx512_code() -> None:
     assert "vfmadd" in disassembly  # the AVX2/FMA baseline is really in there
     for marker in ("ldtilecfg", "tdpbssd", "tileloadd", "%zmm"):
         assert marker not in disassembly, f"{marker} found: the build is not portable"
+
+
+@pytest.mark.slow
+def test_install_check_passes_on_this_machine(local_model: Path) -> None:
+    module = "agentic_orchestration.providers.local_model_check"
+    proc = subprocess.run([sys.executable, "-m", module, "--tokens", "4"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"embedded model ok: loaded in [\d.]+s, \d+ tokens at \d+ tokens/s",
+                     proc.stderr)
+
+
+@pytest.mark.slow
+def test_install_check_reports_signal_flags_and_what_to_try(
+        local_model: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from agentic_orchestration.providers.local_model_check import check
+    from agentic_orchestration.providers.local_model_process import LocalModelProcess
+
+    ready = LocalModelProcess.wait_ready
+
+    def crash_once_ready(self: LocalModelProcess, timeout: float) -> str | None:
+        url = ready(self, timeout)
+        if self.returncode is None and self.pid is not None:
+            os.kill(self.pid, signal.SIGSEGV)  # what a build with foreign instructions does
+            self.wait_exit(10)
+        return url
+
+    monkeypatch.setattr(LocalModelProcess, "wait_ready", crash_once_ready)
+    assert check(tokens=4, cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX2=ON") == 1
+    err = capsys.readouterr().err
+    assert re.search(DIED, err)
+    assert "CMAKE_ARGS=-DGGML_NATIVE=OFF -DGGML_AVX2=ON" in err
+    assert "this CPU" in err and "AGENTIC_LLAMA_CMAKE_ARGS=" in err
