@@ -8,11 +8,16 @@ Exit codes (documented in the README):
 ====  ==========================================================
 0     success
 1     a step failed (after retries and fallback)
-2     bad input or configuration (catalog, workflow, flag, spec)
+2     bad input or configuration (catalog, workflow, flag, spec, run.json, an
+      ``AGENTIC_*_PATH`` that cannot be a folder, an MCP ``${VAR}`` unset)
 3     the planner could not produce a valid plan
 4     no usable agent provider (nothing available to run a step)
-130   interrupted (Ctrl-C)
+130   interrupted (Ctrl-C or SIGTERM); finished steps are kept and the session
+      records the run as interrupted
 ====  ==========================================================
+
+Once a run has an id, every failure (planning included) is also recorded in its session
+(``status`` and ``error``), so the one-line message is never the only trace.
 """
 
 from __future__ import annotations
@@ -80,6 +85,26 @@ class NoProviderError(AgenticError):
     """No agent provider is available to run (all filtered out)."""
 
     exit_code = EXIT_NO_PROVIDER
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``docker stop``, Kubernetes evicting a pod).
+
+    A ``KeyboardInterrupt`` on purpose: every path that cleans up after Ctrl-C (kill the
+    running worker, keep finished steps, record the run as interrupted) handles it too,
+    and no ``except Exception`` swallows it. Installed by ``_signals.sigterm_interrupts``.
+    """
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        self.signal_name = signal_name
+        super().__init__(f"interrupted by {signal_name}")
+
+
+def interrupt_reason(exc: BaseException) -> str:
+    """``interrupted by SIGTERM`` for a ``Terminated``, ``interrupted (Ctrl-C)`` otherwise."""
+    if isinstance(exc, Terminated):
+        return f"interrupted by {exc.signal_name}"
+    return "interrupted (Ctrl-C)"
 
 
 class StepFailed(AgenticError):

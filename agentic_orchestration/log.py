@@ -5,10 +5,9 @@ stdlib only. ``AGENTIC_LOG_FORMAT=json`` switches to one JSON object per line (w
 collectors and the Kubernetes backend want); ``StepLoggerAdapter`` attaches ``run_id`` and
 ``step_id`` so a line can be traced to its step whichever format is used.
 
-Secret masking lives here too (``redact_text``/``redact_secrets``) because logs and session
-records must hide the same values; sessions import it from this module so there is one
-implementation. A value is secret when the *name* of the environment variable holding it
-looks secret; masking by value catches a key wherever it leaked (an LLM echoing it, an
+Both formatters mask secrets through ``agentic_orchestration.redaction``, the one registry
+of secret values in play (re-exported here as ``redact_text``/``redact_secrets`` for older
+callers). Masking by value catches a key wherever it leaked (an LLM echoing it, an
 exception message with a URL), which masking known fields would miss.
 """
 
@@ -16,24 +15,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, TextIO
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.redaction import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    SECRET_NAME_MARKERS,
+    redact_text,
+    secret_values,
+)
+from agentic_orchestration.redaction import redact_obj as redact_secrets
 
 logger = logging.getLogger(__name__)
 
-#: Words that mark an environment variable's name as holding a secret.
-SECRET_NAME_MARKERS: tuple[str, ...] = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-#: Shorter values are not masked: they would mask ordinary words and digits everywhere.
-MIN_SECRET_LENGTH = 8
-MASK = "***"
+__all__ = [
+    "MASK", "MIN_SECRET_LENGTH", "SECRET_NAME_MARKERS", "JsonFormatter", "StepLoggerAdapter",
+    "TextFormatter", "configure_logging", "redact_secrets", "redact_text", "secret_values",
+]
 
 #: Third-party loggers that are chatty at INFO/WARNING; held at ERROR unless level is DEBUG.
 NOISY_LOGGERS: tuple[str, ...] = (
@@ -43,63 +46,6 @@ NOISY_LOGGERS: tuple[str, ...] = (
 LOG_FORMATS = ("text", "json")
 _PACKAGE_LOGGER = "agentic_orchestration"
 _HANDLER_MARK = "_agentic_handler"
-
-
-# --- secret masking -------------------------------------------------------------------------
-
-
-def secret_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Values of environment variables whose name looks secret, longest first.
-
-    Read on every call (not cached) because keys are set and unset while the process runs,
-    e.g. by tests or by the CLI loading a ``.env`` file.
-    """
-    env = os.environ if environ is None else environ
-    values = {
-        value
-        for name, value in env.items()
-        if len(value) >= MIN_SECRET_LENGTH
-        and any(marker in name.upper() for marker in SECRET_NAME_MARKERS)
-    }
-    # Longest first so a secret containing another secret is masked whole.
-    return tuple(sorted(values, key=lambda v: (-len(v), v)))
-
-
-@lru_cache(maxsize=8)
-def _pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
-    if not values:
-        return None
-    return re.compile("|".join(re.escape(v) for v in values))
-
-
-def redact_text(text: str, *, environ: Mapping[str, str] | None = None) -> str:
-    """``text`` with every secret environment value replaced by ``***``."""
-    pattern = _pattern(secret_values(environ))
-    if pattern is None or not text:
-        return text
-    return pattern.sub(MASK, text)
-
-
-def redact_secrets(obj: Any, *, environ: Mapping[str, str] | None = None) -> Any:
-    """A copy of ``obj`` (nested dicts/lists/tuples/strings) with secret values masked.
-
-    Dict keys are masked too: a key is as likely to carry a leaked value as a string is.
-    Other types (numbers, None, booleans) are returned unchanged.
-    """
-    pattern = _pattern(secret_values(environ))
-    if pattern is None:
-        return obj
-    return _redact(obj, pattern)
-
-
-def _redact(obj: Any, pattern: re.Pattern[str]) -> Any:
-    if isinstance(obj, str):
-        return pattern.sub(MASK, obj)
-    if isinstance(obj, Mapping):
-        return {_redact(k, pattern): _redact(v, pattern) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_redact(item, pattern) for item in obj)
-    return obj
 
 
 # --- formatters -----------------------------------------------------------------------------

@@ -48,13 +48,22 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_LOCAL_CHAT_FORMAT", "",
            "llama.cpp chat format (e.g. `chatml`); empty: the GGUF's own template, or `gemma` "
            "when it has none (the bundled model)."),
+    EnvVar("AGENTIC_LOCAL_PROMPT", "auto",
+           "How the embedded model is prompted: `document` (a base model continues a "
+           "document shaped like the answer), `chat` (chat template); `auto`: `document` "
+           "when the GGUF has no chat template and AGENTIC_LOCAL_CHAT_FORMAT is unset."),
     EnvVar("AGENTIC_LOCAL_N_CTX", "8192", "Context window (tokens) of the embedded model."),
     EnvVar("AGENTIC_LOCAL_MAX_TOKENS", "384",
            "Default cap on tokens the embedded model writes per reply."),
     EnvVar("AGENTIC_LOCAL_THREADS", "",
            "CPU threads for the embedded model; empty uses every core."),
     EnvVar("AGENTIC_LOCAL_LLM_URL", "",
-           "Base URL of an already running embedded-model server; empty starts one in-process."),
+           "Base URL of an already running embedded-model server; empty starts the embedded "
+           "model in its own child process (workers get the coordinator's URL)."),
+    EnvVar("AGENTIC_LLAMA_CMAKE_ARGS", "",
+           "Install time (`scripts/install.sh`): CMake flags for the llama-cpp-python build "
+           "instead of the portable baseline (x86-64-v3 / armv8-a), e.g. `-DGGML_NATIVE=ON` "
+           "or `-DGGML_CUDA=ON`; the cached wheel is keyed by them."),
     EnvVar("AGENTIC_LLM_TIMEOUT_SECONDS", "600",
            "Timeout of one LLM HTTP request before the step counts as failed."),
     EnvVar("AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS", "30",
@@ -71,7 +80,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "Folder under which each run's files are saved, in `{run_id}/`."),
     EnvVar("AGENTIC_RUN_STORE_PATH", "",
            "Run store root shared by coordinator and workers ({run_id}/{step_id}/result.json); "
-           "empty: `agentic-run-store` in the system temp dir."),
+           "empty: `agentic-run-store-<uid>` in the system temp dir, refused when another "
+           "user owns it. Folders are created 0700, files 0600."),
     EnvVar("AGENTIC_SUBPROCESS_WORKERS", "0",
            "`1` makes the `subprocess` backend run one worker process per step; "
            "`0` runs it in-process."),
@@ -135,6 +145,48 @@ def get_float(name: str, *, minimum: float = 0.0) -> float:
 def get_path(name: str) -> Path | None:
     value = get(name)
     return Path(os.path.expanduser(value)) if value else None
+
+
+def check_folder_path(name: str, path: Path | None = None) -> Path:
+    """Fail now if ``path`` (default: ``name``'s value) cannot be used as a writable folder.
+
+    Checked before a run does any work (planning costs an LLM call), so a path under a
+    regular file or a read-only folder is one line naming the variable, not a
+    ``NotADirectoryError`` traceback after the answer was computed. Nothing is created.
+
+    Args:
+        name: The variable, named in the error (``AGENTIC_SESSIONS_PATH``...).
+        path: The folder it resolves to, when that is not simply its value (a default).
+
+    Returns:
+        The folder (which may not exist yet).
+
+    Raises:
+        ConfigError: The path or one of its parents is not a folder, or the nearest
+            existing folder is not writable.
+    """
+    folder = path if path is not None else get_path(name)
+    if folder is None:
+        raise ConfigError(f"{name} is empty: set it to a folder")
+    target = probe = Path(os.path.abspath(folder))
+    try:
+        while not probe.exists():
+            if probe.is_symlink():
+                raise ConfigError(f"{name}={folder}: {probe} is a broken symbolic link")
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        is_dir = probe.is_dir()
+    except OSError as exc:
+        raise ConfigError(f"{name}={folder}: cannot check {probe}: "
+                          f"{exc.strerror or exc}") from None
+    if not is_dir:
+        inside = "" if probe == target else ", so nothing can be created in it"
+        raise ConfigError(f"{name}={folder}: {probe} is not a folder{inside}; "
+                          f"point {name} at a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={folder}: folder {probe} is not writable")
+    return folder
 
 
 def config_dir() -> Path:

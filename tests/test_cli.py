@@ -42,12 +42,14 @@ def test_no_goal_is_bad_input(capsys):
     assert main([]) == EXIT_BAD_INPUT
 
 
-def test_list_agents_shows_available_and_reasons(capsys):
+def test_list_agents_shows_available_and_reasons(capsys, local_model):
     assert main(["--list-agents", "--list-mcps", "--list-workflows"]) == 0
     out = capsys.readouterr().out
     assert "local_researcher" in out and "available" in out
     assert "openai_researcher" in out and "required env not set: OPENAI_API_KEY" in out
     assert "search_brave" in out and "BRAVE_API_KEY" in out
+    # The bundled GGUF has no chat template: the listing says it is prompted as a base model.
+    assert f"embedded model: {local_model.name}, prompts: document" in out
     assert "research_report" in out
 
 

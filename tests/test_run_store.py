@@ -77,8 +77,11 @@ def test_spec_and_result_round_trip(store: FileSystemRunStore) -> None:
     # readable by a plain JSON reader (the worker contract), not only by pydantic
     raw = json.loads(store.result_path(RUN, "step_1").read_text(encoding="utf-8"))
     assert raw["result_text"] == "ünïcode ✓ answer" and raw["schema_version"] == "0.1"
-    mode = stat.S_IMODE(store.result_path(RUN, "step_1").stat().st_mode)
-    assert mode == 0o644
+    # Private: goals, prior outputs and answers (tests/test_secret_masking.py checks a run).
+    for path in (store.result_path(RUN, "step_1"), store.spec_path(RUN, "step_1")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for folder in (store.run_dir(RUN), store.result_path(RUN, "step_1").parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
 def test_read_result_missing_is_none_and_corrupt_names_the_file(
@@ -274,7 +277,8 @@ def test_concurrent_reader_never_sees_a_partial_result(store: FileSystemRunStore
 
 def test_run_store_from_env_honours_the_variable(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run_store_from_env().base == Path(tempfile.gettempdir()) / "agentic-run-store"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the default root is created
+    assert run_store_from_env().base == tmp_path / f"agentic-run-store-{os.getuid()}"
     monkeypatch.setenv("AGENTIC_RUN_STORE_PATH", str(tmp_path / "pvc"))
     assert run_store_from_env().base == tmp_path / "pvc"
 

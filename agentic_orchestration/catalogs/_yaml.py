@@ -31,13 +31,19 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # PyYAML's own text spans lines ("in <unicode string>, position 0"): one is enough.
+        problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [""])[0]
+        problem = " ".join(str(problem).split()) or type(exc).__name__
         raise CatalogError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+    except RecursionError:
+        raise CatalogError("malformed YAML: nested too deeply", file=str(path)) from None
 
 
 def entries_of(data: Any, path: Path) -> list[dict[str, Any]]:

@@ -24,7 +24,12 @@ def agent_lines(catalog: Catalog) -> list[str]:
         status = "available" if reason is None else "filtered out"
         detail = entry.role if reason is None else reason
         rows.append((entry.id, entry.type, status, detail))
-    return _table("Agent providers (id, type, status, role or reason):", rows)
+    lines = _table("Agent providers (id, type, status, role or reason):", rows)
+    if any(e.type == "local" for e in catalog.available_agents):
+        from agentic_orchestration.providers.local_model import describe_local_model
+
+        lines.append(f"  ({describe_local_model()})")
+    return lines
 
 
 def mcp_lines(catalog: Catalog) -> list[str]:

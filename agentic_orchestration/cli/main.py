@@ -12,15 +12,17 @@ import os
 import sys
 from collections.abc import Sequence
 
+from agentic_orchestration._signals import sigterm_interrupts
 from agentic_orchestration.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     AgenticError,
+    interrupt_reason,
 )
 
 EPILOG = """\
 exit codes: 0 success, 1 a step failed, 2 bad input or configuration,
-            3 no valid plan, 4 no usable agent provider, 130 interrupted.
+            3 no valid plan, 4 no usable agent provider, 130 interrupted (Ctrl-C, SIGTERM).
 examples:
   main.py --dynamic "Write a haiku about the sea"
   main.py --workflow research_report "The history of the bicycle"
@@ -125,16 +127,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _dispatch(args, parser)
+        with sigterm_interrupts():  # SIGTERM (docker stop, Kubernetes) cleans up as Ctrl-C
+            return _dispatch(args, parser)
     except AgenticError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(interrupt_reason(exc), file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 def entrypoint() -> None:
+    import faulthandler
+
+    from agentic_orchestration.redaction import mask_std_streams
+
+    # A native crash in this process (a C extension) prints its Python stack, not nothing.
+    faulthandler.enable(file=sys.__stderr__)
+
+    # Whatever this process prints (CrewAI's console output, a traceback, our own lines)
+    # goes through the secret registry first; see agentic_orchestration.redaction.
+    mask_std_streams()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,15 +1,19 @@
 """The main job: goal or workflow -> plan -> execute on a backend -> answer, files, session.
 
-Order matters for the user: the backend name is checked before any planning (a typo must
-not cost an LLM call), and the session is saved even when the run fails, so nothing
-already produced is lost.
+Order matters for the user: the backend name and the folders a run writes to are checked
+before any planning (a typo must not cost an LLM call), and once a run has an id its
+session is saved whatever happens next (planning failed, a bad setting, a step failed,
+Ctrl-C or SIGTERM), with ``status`` and ``error`` saying why, so nothing already produced
+is lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
 from agentic_orchestration.catalogs import Catalog, WorkflowConfig, load_catalog, load_workflow
 from agentic_orchestration.errors import EXIT_OK, ConfigError
@@ -37,22 +41,84 @@ def _resolve_config(
 
 
 def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: bool) -> None:
-    out = sys.stdout
+    from agentic_orchestration.redaction import redact_text
+
+    def write(text: str) -> None:  # an answer or an error may quote a key: mask it
+        sys.stdout.write(redact_text(text))
+
     if result.result_text is not None:
         if not quiet:
-            out.write("\n=== Final answer ===\n")
-        out.write(result.result_text.rstrip() + "\n")
+            write("\n=== Final answer ===\n")
+        write(result.result_text.rstrip() + "\n")
     if quiet:
         return
     if artifacts:
-        out.write(f"\nSaved {len(artifacts)} file(s) under {artifacts_dir}:\n")
+        write(f"\nSaved {len(artifacts)} file(s) under {artifacts_dir}:\n")
         for ref in artifacts:
-            out.write(f"  {ref.relative_path}\n")
+            write(f"  {ref.relative_path}\n")
     failed = [s for s in result.step_results if not s.ok]
     for step in failed:
-        out.write(f"\nstep {step.step_id} failed: {step.error}\n")
-    out.write(f"\nRun {result.run_id} on {result.backend}: "
-              f"{'ok' if result.ok else 'failed'}; session {session_path}\n")
+        write(f"\nstep {step.step_id} failed: {step.error}\n")
+    write(f"\nRun {result.run_id} on {result.backend}: "
+          f"{'ok' if result.ok else 'failed'}; session {session_path}\n")
+
+
+def _check_output_folders(*, run_store: bool) -> None:
+    """Every folder the run will write to can be one; ConfigError naming the variable."""
+    from agentic_orchestration import settings
+    from agentic_orchestration.sessions.orchestrator_session import sessions_dir
+
+    settings.check_folder_path("AGENTIC_SESSIONS_PATH", sessions_dir())
+    settings.check_folder_path("AGENTIC_ARTIFACTS_PATH")
+    if run_store:
+        from agentic_orchestration.orchestration.run_store import run_store_from_env
+
+        settings.check_folder_path("AGENTIC_RUN_STORE_PATH", run_store_from_env().base)
+
+
+@contextlib.contextmanager
+def _recorded(record) -> Iterator[None]:
+    """Save ``record`` as failed or interrupted when the block raises, then re-raise."""
+    from agentic_orchestration.sessions.orchestrator_session import end_session, save_session
+
+    try:
+        yield
+    except BaseException as exc:
+        end_session(record, exc)
+        try:
+            path = save_session(record)
+        except Exception as save_exc:  # never hide the run's own error behind this one
+            logger.error("run %s: cannot save its session: %s", record.run_id, save_exc)
+        else:
+            logger.info("run %s: %s; session %s", record.run_id, record.status, path)
+        raise
+
+
+def _keep_interrupted(exc: KeyboardInterrupt, *, backend, options, record) -> None:
+    """Ctrl-C or SIGTERM mid-run: keep the finished steps' files and summaries."""
+    from agentic_orchestration.errors import EXIT_INTERRUPTED
+    from agentic_orchestration.orchestration.backends.base import (
+        WorkflowExecutionResult,
+        partial_step_results,
+    )
+    from agentic_orchestration.output.output_artifacts import (
+        artifacts_dir_for,
+        offer_save_extracted_files_from_execution,
+    )
+    from agentic_orchestration.sessions.orchestrator_session import update_session
+
+    finished = [r for r in partial_step_results(exc) if r.ok]
+    partial = WorkflowExecutionResult(exit_code=EXIT_INTERRUPTED, result_text=None, error=exc,
+                                      step_results=finished, run_id=options.run_id,
+                                      backend=backend.name)
+    try:
+        artifacts = offer_save_extracted_files_from_execution(
+            partial, artifacts_dir=artifacts_dir_for(options.run_id))
+    except Exception as save_exc:  # the session below matters more than the files
+        logger.error("run %s: cannot save files of finished steps: %s", options.run_id,
+                     save_exc)
+        artifacts = []
+    update_session(record, execution=partial, backend=backend.name, artifacts=artifacts)
 
 
 def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool = False) -> int:
@@ -73,8 +139,12 @@ def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool
         run_store = str(run_store_from_env().run_dir(options.run_id))
     update_session(record, plan=config, backend=backend.name, run_store=run_store)
     save_session(record)
-    result = execute_workflow_config_resolved(config, options=options, catalog=catalog,
-                                              backend=backend, resume=resume)
+    try:
+        result = execute_workflow_config_resolved(config, options=options, catalog=catalog,
+                                                  backend=backend, resume=resume)
+    except KeyboardInterrupt as exc:  # the caller's _recorded saves the session
+        _keep_interrupted(exc, backend=backend, options=options, record=record)
+        raise
     artifacts_dir = artifacts_dir_for(result.run_id or options.run_id)
     artifacts = offer_save_extracted_files_from_execution(result, artifacts_dir=artifacts_dir)
     update_session(record, execution=result, backend=backend.name, artifacts=artifacts)
@@ -95,35 +165,42 @@ def run(
     from agentic_orchestration.orchestration.backends import RunOptions
     from agentic_orchestration.orchestration.execution_dispatch import resolve_backend
 
-    backend = None if plan_only else resolve_backend(backend_override)
-    catalog = load_catalog()
-    config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
-                                         use_router=use_router)
-    catalog.check_workflow(config)
-    if plan_only:
+    if plan_only:  # nothing runs, so no run id and no session
+        catalog = load_catalog()
+        config, _ = _resolve_config(catalog, goal=goal, workflow=workflow,
+                                    use_router=use_router)
+        catalog.check_workflow(config)
         print(json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2))
         return EXIT_OK
-    assert backend is not None
 
     from agentic_orchestration.sessions.orchestrator_session import start_session, update_session
 
+    backend = resolve_backend(backend_override)
+    _check_output_folders(run_store=backend.supports_distributed_steps)
     options = RunOptions(quiet=quiet, emit_progress_lines=not quiet)
-    record = start_session(goal or config.topic, mode="workflow" if workflow else "dynamic",
+    record = start_session(goal, mode="workflow" if workflow else "dynamic",
                            run_id=options.run_id)
-    update_session(record, route=route_name)
-    return _execute_and_keep(config, backend=backend, catalog=catalog, options=options,
-                             record=record)
+    with _recorded(record):
+        catalog = load_catalog()
+        config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
+                                             use_router=use_router)
+        catalog.check_workflow(config)
+        record.goal = goal or config.topic
+        update_session(record, route=route_name)
+        return _execute_and_keep(config, backend=backend, catalog=catalog, options=options,
+                                 record=record)
 
 
 def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = False) -> int:
     """Continue a distributed run from its run store (``main.py --resume RUN_ID``)."""
     from agentic_orchestration.orchestration.backends import RunOptions, execution_backend_from_env
-    from agentic_orchestration.orchestration.run_store import run_store_from_env
+    from agentic_orchestration.orchestration.run_store import load_run_meta, run_store_from_env
     from agentic_orchestration.sessions.orchestrator_session import load_session, start_session
 
-    meta = run_store_from_env().read_run_meta(run_id)
-    config = WorkflowConfig.model_validate(meta["plan"])
-    backend = execution_backend_from_env(backend_override or meta.get("backend"))
+    _check_output_folders(run_store=True)
+    meta = load_run_meta(run_store_from_env(), run_id)  # exit 2 naming run.json and field
+    config: WorkflowConfig = meta.plan
+    backend = execution_backend_from_env(backend_override or meta.backend)
     if not backend.supports_distributed_steps:
         raise ConfigError(f"--resume needs a distributed backend, not {backend.name!r}")
     try:
@@ -131,5 +208,6 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     except ConfigError:
         record = start_session(config.topic, mode="dynamic", run_id=run_id)
     options = RunOptions(quiet=quiet, emit_progress_lines=not quiet, run_id=run_id)
-    return _execute_and_keep(config, backend=backend, catalog=load_catalog(), options=options,
-                             record=record, resume=True)
+    with _recorded(record):
+        return _execute_and_keep(config, backend=backend, catalog=load_catalog(),
+                                 options=options, record=record, resume=True)

@@ -18,6 +18,9 @@ Contract with the coordinator:
 - Once the spec is valid, a result.json is always written, on success (exit 0) and on
   failure (exit 1, with ``recoverable``/``recovery_hint`` for the coordinator's retry
   policy), including failures while building the crew (e.g. an API key variable unset).
+- Interrupted (exit 130, result.json written): by Ctrl-C, final (``error: interrupted``);
+  by SIGTERM, ``error: interrupted by SIGTERM`` with ``recovery_hint: worker_retry`` so the
+  coordinator runs the step again (a Kubernetes pod stopped, the warm zygote stopping).
 
 CrewAI-dependent modules are imported inside ``run_step`` so importing this module is
 cheap; a warm fork server imports CrewAI itself before forking.
@@ -25,8 +28,10 @@ cheap; a warm fork server imports CrewAI itself before forking.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from functools import lru_cache
@@ -37,6 +42,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
+from agentic_orchestration._signals import sigterm_interrupts
 from agentic_orchestration.catalogs.catalog import Catalog
 from agentic_orchestration.catalogs.models import (
     AgentProviderEntry,
@@ -49,6 +55,8 @@ from agentic_orchestration.errors import (
     EXIT_STEP_FAILED,
     AgenticError,
     StepSpecError,
+    Terminated,
+    interrupt_reason,
 )
 from agentic_orchestration.log import StepLoggerAdapter, configure_logging
 from agentic_orchestration.orchestration.backends.base import (
@@ -59,7 +67,11 @@ from agentic_orchestration.orchestration.backends.base import (
     StepTiming,
     utc_now,
 )
-from agentic_orchestration.orchestration.execution_fallback import classify_exception
+from agentic_orchestration.orchestration.execution_fallback import (
+    HINT_WORKER_RETRY,
+    classify_exception,
+    error_text,
+)
 from agentic_orchestration.orchestration.progress import one_line
 
 if TYPE_CHECKING:
@@ -121,6 +133,8 @@ def load_step_spec(path: str | Path, *, run_id: str, step_id: str) -> StepSpec:
         raise StepSpecError(
             f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise StepSpecError(f"{where}: not a step spec: nested too deeply") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version is not None and version != SCHEMA_VERSION:
         # Said first and plainly: a newer spec may break many fields, the version is the cause.
@@ -197,11 +211,29 @@ def _failed(spec: StepSpec, exc: BaseException, *, started_at: str, began: float
     verdict = classify_exception(exc)
     return StepResult(
         run_id=spec.run_id, step_id=spec.step_id, exit_code=EXIT_STEP_FAILED,
-        error=f"{type(exc).__name__}: {exc}", recoverable=verdict.recoverable,
+        error=error_text(exc), recoverable=verdict.recoverable,
         recovery_hint=verdict.hint, agent_provider_id=agent_provider_id,
         timing=StepTiming(started_at=started_at, finished_at=utc_now(),
                           duration_seconds=round(time.perf_counter() - began, 4)),
     )
+
+
+def _interrupted(spec: StepSpec, exc: KeyboardInterrupt, *, started_at: str,
+                 began: float) -> StepResult:
+    """The result of a step stopped by Ctrl-C or SIGTERM (exit 130).
+
+    SIGTERM comes from outside (a pod evicted, ``docker stop``), not from the user, so the
+    step is marked ``worker_retry``: the coordinator runs the same spec again. Ctrl-C is
+    the user's decision and is final.
+    """
+    result = _failed(spec, exc, started_at=started_at, began=began,
+                     agent_provider_id=spec.agent_provider.get("id"))
+    if isinstance(exc, Terminated):
+        return result.model_copy(update={
+            "exit_code": EXIT_INTERRUPTED, "error": interrupt_reason(exc),
+            "recoverable": True, "recovery_hint": HINT_WORKER_RETRY})
+    return result.model_copy(update={"exit_code": EXIT_INTERRUPTED, "error": "interrupted",
+                                     "recoverable": False, "recovery_hint": None})
 
 
 def run_step(spec: StepSpec) -> StepResult:
@@ -297,19 +329,40 @@ def execute_step_main(spec_path: str | Path, *, run_id: str, step_id: str,
         return exc.exit_code
     log.info("step started: agent %s, %d MCP server(s)", spec.agent_provider.get("id"),
              len(spec.mcp_providers))
-    try:
-        result = run_step(spec)
-    except KeyboardInterrupt as exc:
-        result = _failed(spec, exc, started_at=utc_now(), began=time.perf_counter(),
-                         agent_provider_id=spec.agent_provider.get("id"))
-        result = result.model_copy(update={"exit_code": EXIT_INTERRUPTED,
-                                           "error": "interrupted"})
-    try:
-        path = store.write_result(result)
-    except (OSError, ValueError, AgenticError) as exc:
-        log.error("cannot write result.json: %s", exc)
-        sys.stderr.write(f"error: cannot write result.json: {one_line(exc)}\n")
-        return EXIT_STEP_FAILED
+    started_at, began = utc_now(), time.perf_counter()
+
+    def stop_on_sigterm() -> None:
+        # A pod stopped, the warm zygote stopping: write the interrupted result now and
+        # leave; the coordinator retries the step (worker_retry). MCP servers this worker
+        # started are in its process group, which the coordinator kills after it ends.
+        interrupted = _interrupted(spec, Terminated("SIGTERM"), started_at=started_at,
+                                   began=began)
+        code = EXIT_INTERRUPTED
+        try:
+            store.write_result(interrupted)
+        except (OSError, ValueError, AgenticError) as exc:
+            sys.stderr.write(f"error: cannot write result.json: {one_line(exc)}\n")
+            code = EXIT_STEP_FAILED
+        log.error("step %s", interrupted.error)
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    # One SIGTERM arriving once the step is over only waits for result.json to be written.
+    with sigterm_interrupts(stop_on_sigterm) as sigterm:
+        try:
+            result = run_step(spec)
+        except KeyboardInterrupt as exc:
+            result = _interrupted(spec, exc, started_at=started_at, began=began)
+        sigterm.disarm()  # the step is over: its result.json must get written
+        try:
+            path = store.write_result(result)
+        except (OSError, ValueError, AgenticError) as exc:
+            log.error("cannot write result.json: %s", exc)
+            sys.stderr.write(f"error: cannot write result.json: {one_line(exc)}\n")
+            return EXIT_STEP_FAILED
     if result.ok:
         log.info("step finished in %ss; result at %s",
                  result.timing.duration_seconds if result.timing else "?", path)

@@ -109,6 +109,23 @@ def _classify_status(status: int) -> FailureClass:
     return FailureClass(False, f"http_{status}")
 
 
+def error_text(exc: BaseException) -> str:
+    """One readable line for a step's ``error``: ``Type: message``.
+
+    For an HTTP error from an LLM server the server's own message is used
+    (``InternalServerError: HTTP 503: embedded model process died: ...``) instead of the
+    SDK's dump of the whole error body.
+    """
+    status = _status_code(exc)
+    body = getattr(exc, "body", None)
+    message = body.get("message") if isinstance(body, dict) else None
+    if status is not None and isinstance(message, str) and message.strip():
+        text = f"HTTP {status}: {message}"
+    else:
+        text = str(exc)
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
 def classify_exception(exc: BaseException) -> FailureClass:
     """Whether ``exc`` (from ``kickoff`` or a worker) may succeed on another provider.
 
@@ -238,6 +255,14 @@ def run_with_fallback(
     prior = (kept[-1].result_text or "") if kept else ""
     try:
         second = run_once(plan.overrides, plan.start_index, prior)
+    except KeyboardInterrupt as exc:  # the first attempt's good steps are finished too
+        from agentic_orchestration.orchestration.backends.base import (
+            keep_partial_results,
+            partial_step_results,
+        )
+
+        keep_partial_results(exc, [*kept, *partial_step_results(exc)])
+        raise
     except AgenticError as exc:  # e.g. the fallback provider cannot even be built
         logger.error("fallback on %s could not start: %s", plan.provider.id, exc)
         if error_sink is not None:

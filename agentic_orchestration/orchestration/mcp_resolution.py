@@ -8,7 +8,9 @@ Three stages, split by *where* they may run:
    a log or a run store without carrying a secret.
 2. :func:`expand_env` (only the process that starts or connects to the server: the
    in-process backend, or the worker): ``${VAR}`` becomes its value; a missing variable is
-   a ``ConfigError`` naming the MCP id and the variable.
+   a ``ConfigError`` naming the MCP id and the variable. Every value it expands, and every
+   credential-like HTTP header value, is registered with ``agentic_orchestration.redaction``
+   so it is masked in everything this process writes or prints.
 3. :func:`to_crewai_mcp`: the expanded dict becomes ``crewai.mcp.MCPServerStdio`` or
    ``MCPServerHTTP`` (CrewAI imported lazily, here only), tagged with its MCP id and the
    secret values to hide, for ``crewai_mcp_hotfix``.
@@ -29,14 +31,19 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration.catalogs.filters import find_stdio_command
 from agentic_orchestration.catalogs.models import MCPProviderEntry
 from agentic_orchestration.errors import EXIT_STEP_FAILED, AgenticError, ConfigError
+from agentic_orchestration.redaction import register_values
 
 if TYPE_CHECKING:
     from crewai.mcp import MCPServerHTTP, MCPServerStdio
+
+    from agentic_orchestration.catalogs import Catalog, WorkflowConfig
 
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TRANSPORTS = ("stdio", "streamable_http")
 #: Expanded values shorter than this are not redacted (they would mangle ordinary words).
 _MIN_SECRET_LEN = 4
+#: Header names (lowercase, or containing one of these words) whose values are credentials.
+_CREDENTIAL_HEADER_WORDS = ("auth", "cookie", "key", "token", "secret", "password")
 
 
 class MCPServerError(AgenticError):
@@ -117,6 +124,7 @@ def expand_env(
         mcp_id = str(resolved.get("id", mcp_id))
         resolved = resolved["resolved"]
     source = os.environ if env is None else env
+    expanded: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -126,6 +134,7 @@ def expand_env(
                 f"MCP provider {mcp_id or '?'!r}: env var {name} is not set "
                 f"(referenced as ${{{name}}})"
             )
+        expanded.append(value)
         return value
 
     def walk(value: Any) -> Any:
@@ -137,7 +146,46 @@ def expand_env(
             return [walk(item) for item in value]
         return value
 
-    return walk(dict(resolved))
+    result = walk(dict(resolved))
+    register_values(expanded)
+    register_values(credential_header_values(resolved, result))
+    return result
+
+
+def credential_header_values(resolved: Mapping[str, Any], expanded: Mapping[str, Any]
+                             ) -> list[str]:
+    """Expanded HTTP header values that are credentials: those built from a ``${VAR}`` and
+    those of a header whose name says so (``Authorization``, ``X-Api-Key``, ``Cookie``...)."""
+    raw = (resolved.get("streamable_http") or {}).get("headers") or {}
+    done = (expanded.get("streamable_http") or {}).get("headers") or {}
+    return [str(value) for name, value in done.items()
+            if _VAR_REF.search(str(raw.get(name, "")))
+            or any(word in str(name).lower() for word in _CREDENTIAL_HEADER_WORDS)]
+
+
+def check_mcp_env(
+    config: WorkflowConfig, catalog: Catalog, env: Mapping[str, str] | None = None,
+) -> None:
+    """Fail before any step runs if an MCP server of the plan refers to an unset ``${VAR}``.
+
+    Both local backends call it first, so an unset variable is the same exit 2, with no
+    step started, whether steps run in-process or in workers (which inherit this
+    environment). Only names are looked at; nothing is expanded.
+
+    Raises:
+        ConfigError: Names the MCP id, the variable and the step.
+    """
+    source = os.environ if env is None else env
+    for step in config.steps:
+        entries = catalog.resolve_step_mcps(step, workflow=config.name)
+        for ref in resolve_workflow_mcp_refs(entries):
+            for name in referenced_env_vars(ref["resolved"]):
+                if not source.get(name, "").strip():
+                    raise ConfigError(
+                        f"MCP provider {ref['id']!r}: env var {name} is not set (referenced "
+                        f"as ${{{name}}}, used by step {step.id!r}); set it, or list it in "
+                        "the entry's required_env so the server is left out when it is unset"
+                    )
 
 
 def to_crewai_mcp(

@@ -13,7 +13,8 @@ together with the UI). One event per line, each starting with ``(progress) ``; `
     (progress) run <run_id> finished: ok|failed
 
 A fallback retry happens inside one run: ``run ... finished`` is printed once, after the
-last attempt, so a reader can treat it as the end of the run.
+last attempt, so a reader can treat it as the end of the run. Every line (and every live
+status line) is masked by ``agentic_orchestration.redaction``: an error text may quote a key.
 
 Where output goes:
 
@@ -32,6 +33,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
+from agentic_orchestration.redaction import redact_text
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.backends.base import RunOptions
@@ -103,7 +105,7 @@ class ProgressReporter:
         self._console_line(f"[dim]skip[/] step {index + 1}/{self.total} {step_id} (resume)")
 
     def step_failed(self, index: int, step_id: str, error: object) -> None:
-        message = one_line(error)
+        message = one_line(redact_text(str(error)))  # mask first: a cut could split a key
         self._emit(f"step {index + 1}/{self.total} {step_id} failed: {message}")
         self._console_line(f"[red]failed[/] step {index + 1}/{self.total} {step_id}: {message}",
                            always=True)
@@ -121,7 +123,7 @@ class ProgressReporter:
     def _emit(self, text: str) -> None:
         if not self.enabled:
             return
-        line = PREFIX + text
+        line = redact_text(PREFIX + text)
         self.lines.append(line)
         if self.live:
             return
@@ -145,7 +147,7 @@ class ProgressReporter:
 
     def _console_line(self, markup: str, *, always: bool = False) -> None:
         if self._console is not None and (always or not self.quiet):
-            self._console.print(markup)
+            self._console.print(redact_text(markup))
 
     def _stop_status(self) -> None:
         if self._status is not None:

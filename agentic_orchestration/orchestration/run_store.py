@@ -16,25 +16,34 @@ Why it is shaped this way:
   earlier attempt can never be mistaken for the new one; the attempt files keep history.
 - Run and step ids become path components, so every path method validates them
   (``validate_id``): nothing can be written outside the store, whatever a plan says.
-- Files are 0644, not 0600 like sessions: on Kubernetes the worker Job may run as another
-  uid than the coordinator. Specs hold env var *names*, never secret values.
+- Private by default: folders 0700, files 0600 (goals, prior outputs and answers are as
+  private as a session). Workers run as the coordinator's user; a store shared with another
+  uid (a Kubernetes Job) passes wider ``dir_mode``/``file_mode``. The default root is per
+  user, ``{tempdir}/agentic-run-store-{uid}``, and refused when another user owns it.
+- Secrets masked: results, attempts and ``run.json`` go through
+  ``agentic_orchestration.redaction`` before they are written; in a spec only the free
+  text (task, prior output, topic, inputs) is, since its agent and MCP blocks hold env var
+  *names*, never secret values, and the worker must read them back unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import stat
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentic_orchestration import settings
 from agentic_orchestration._fs import atomic_write_json, read_json_object
+from agentic_orchestration.catalogs.models import WorkflowConfig
 from agentic_orchestration.errors import ConfigError, StepSpecError
 from agentic_orchestration.orchestration.backends.base import (
     SCHEMA_VERSION,
@@ -43,6 +52,7 @@ from agentic_orchestration.orchestration.backends.base import (
     new_run_id,
     utc_now,
 )
+from agentic_orchestration.redaction import redact_obj
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +62,13 @@ RUN_META = "run.json"
 RESULT = "result.json"
 SPEC_SUFFIX = "-spec.json"
 ATTEMPTS = "attempts"
-#: Default root when AGENTIC_RUN_STORE_PATH is unset (under the system temp dir).
+#: Default root when AGENTIC_RUN_STORE_PATH is unset: ``{tempdir}/agentic-run-store-{uid}``.
 DEFAULT_STORE_NAME = "agentic-run-store"
+#: Spec fields holding free text, masked like results (the rest must stay verbatim).
+_SPEC_TEXT_FIELDS = ("topic", "task", "prior_output", "inputs")
+#: Modes of the store's folders and files: private to the user running the tool.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def validate_id(value: str, kind: str) -> str:
@@ -87,6 +102,44 @@ def build_run_meta(
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": utc_now(),
         "backend": backend, "plan": plan, "step_ids": list(step_ids), **extra,
     }
+
+
+class RunMeta(BaseModel):
+    """``run.json`` as ``--resume`` reads it: the fields it relies on, checked.
+
+    Other keys (``created_at``, ``fingerprint``, what a newer coordinator adds) are kept
+    as they are, so an older reader can still resume a newer run.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    schema_version: Literal["0.1"] = Field(description="Run store layout version.")
+    run_id: str = Field(min_length=1, description="The run; equals its folder's name.")
+    backend: str = Field(min_length=1, description="Backend that ran it (resume default).")
+    plan: WorkflowConfig = Field(description="The WorkflowConfig that runs.")
+    step_ids: list[str] = Field(default_factory=list, description="The plan's step ids.")
+    fingerprint: str | None = Field(default=None, description="Catalog resolution digest.")
+
+
+def load_run_meta(store: RunStore, run_id: str) -> RunMeta:
+    """``run.json`` of ``run_id``, validated: what ``--resume`` starts from.
+
+    Raises:
+        ConfigError: The run is unknown, or its ``run.json`` is unreadable, not JSON, or
+            lacks or mistypes a field (one line naming the file and the field, exit 2).
+    """
+    where = f"run metadata {store.run_dir(run_id) / RUN_META}"
+    try:
+        data = store.read_run_meta(run_id)
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise ConfigError(f"{where}: not run metadata: nested too deeply") from None
+    try:
+        meta = RunMeta.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: field {_first_line(exc)}") from None
+    if meta.run_id != run_id:
+        raise ConfigError(f"{where}: field run_id: {meta.run_id!r} is not the run {run_id!r}")
+    return meta
 
 
 class RunStore(ABC):
@@ -139,8 +192,35 @@ class RunStore(ABC):
 class FileSystemRunStore(RunStore):
     """The run store on a local folder, bind mount, NFS share or Kubernetes PVC."""
 
-    def __init__(self, base: Path | str) -> None:
+    def __init__(self, base: Path | str, *, dir_mode: int = DIR_MODE,
+                 file_mode: int = FILE_MODE) -> None:
         self.base = Path(base)
+        self.dir_mode = dir_mode
+        self.file_mode = file_mode
+
+    def make_dirs(self, folder: Path) -> Path:
+        """Create ``folder`` (the store root or a folder inside it) and its missing parents
+        inside the store, each with ``dir_mode``; folders above the root get the default."""
+        if folder.is_dir():
+            return folder
+        if folder != self.base and not folder.is_relative_to(self.base):
+            raise ValueError(f"{folder} is not inside the run store {self.base}")
+        if not self.base.is_dir():
+            self.base.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                self.base.mkdir(mode=self.dir_mode)
+        current = self.base
+        for part in folder.relative_to(self.base).parts:
+            current = current / part
+            with contextlib.suppress(FileExistsError):
+                current.mkdir(mode=self.dir_mode)
+        return folder
+
+    def _write(self, path: Path, data: Any, *, masked: bool = True) -> Path:
+        """Write one JSON file of the store: folders created private, secrets masked."""
+        self.make_dirs(path.parent)
+        return atomic_write_json(path, redact_obj(data) if masked else data,
+                                 mode=self.file_mode)
 
     def __repr__(self) -> str:
         return f"FileSystemRunStore({str(self.base)!r})"
@@ -171,8 +251,11 @@ class FileSystemRunStore(RunStore):
 
     def write_spec(self, spec: StepSpec) -> Path:
         path = self.spec_path(spec.run_id, spec.step_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, spec.to_dict())
+        data = spec.to_dict()
+        # Only the free text is masked (prior output may quote a key); the agent entry and
+        # MCP blocks hold env var names, and the worker must read them back verbatim.
+        data.update(redact_obj({key: data[key] for key in _SPEC_TEXT_FIELDS}))
+        self._write(path, data, masked=False)
         logger.debug("run %s: spec of step %s written to %s", spec.run_id, spec.step_id, path)
         return path
 
@@ -188,8 +271,7 @@ class FileSystemRunStore(RunStore):
 
     def write_result(self, result: StepResult) -> Path:
         path = self.result_path(result.run_id, result.step_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, result.to_dict())
+        self._write(path, result.to_dict())
         logger.debug("run %s: result of step %s written (exit %s)",
                      result.run_id, result.step_id, result.exit_code)
         return path
@@ -213,8 +295,7 @@ class FileSystemRunStore(RunStore):
 
     def write_attempt(self, result: StepResult, attempt: int) -> Path:
         path = self.attempt_path(result.run_id, result.step_id, attempt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, result.to_dict())
+        self._write(path, result.to_dict())
         return path
 
     def list_attempts(self, run_id: str, step_id: str) -> list[StepResult]:
@@ -237,8 +318,7 @@ class FileSystemRunStore(RunStore):
         if data["run_id"] != run_id:
             raise StepSpecError(f"run meta names run {data['run_id']!r}, not {run_id!r}")
         path = self.meta_path(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, data)
+        self._write(path, data)
         return path
 
     def read_run_meta(self, run_id: str) -> dict[str, Any]:
@@ -296,15 +376,52 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def default_store_root() -> Path:
+    """``{tempdir}/agentic-run-store-{uid}``: one private root per user of the machine."""
+    return Path(tempfile.gettempdir()) / f"{DEFAULT_STORE_NAME}-{os.getuid()}"
+
+
+def check_default_root(root: Path) -> Path:
+    """Create the default root 0700, or check that an existing one is ours and private.
+
+    The temp dir is shared: another user could create our root first (or a symlink named
+    like it) and read or plant run data. Such a root is refused; one of ours that others
+    can read is made private again.
+
+    Raises:
+        ConfigError: One line naming the folder, its owner and ``AGENTIC_RUN_STORE_PATH``.
+    """
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=DIR_MODE)
+    uid = os.getuid()
+    info = os.lstat(root)
+    if stat.S_ISLNK(info.st_mode) and info.st_uid == uid:
+        info = os.stat(root)  # a link the user made: judge where it points
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a folder"
+        raise ConfigError(
+            f"default run store {root} is {what} owned by uid {info.st_uid}, not by you "
+            f"(uid {uid}); remove it or set AGENTIC_RUN_STORE_PATH to a folder of yours")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(root, DIR_MODE)
+    return root
+
+
 def run_store_from_env() -> FileSystemRunStore:
-    """The store at ``AGENTIC_RUN_STORE_PATH``, else ``{tempdir}/agentic-run-store``.
+    """The store at ``AGENTIC_RUN_STORE_PATH``, else ``{tempdir}/agentic-run-store-{uid}``.
 
     The default is a *stable* folder under the system temp dir, not a fresh ``mkdtemp``,
-    so ``--resume <run_id>`` in a later process finds the run (until the OS cleans /tmp).
+    so ``--resume <run_id>`` in a later process finds the run (until the OS cleans /tmp);
+    it is created 0700 and refused when another user owns it (:func:`check_default_root`).
     Coordinator and workers must see the same path (bind mount, PVC or NFS).
+
+    Raises:
+        ConfigError: The default root belongs to another user.
     """
     path = settings.get_path("AGENTIC_RUN_STORE_PATH")
-    return FileSystemRunStore(path or Path(tempfile.gettempdir()) / DEFAULT_STORE_NAME)
+    if path is None:
+        path = check_default_root(default_store_root())
+    return FileSystemRunStore(path)
 
 
 @contextlib.contextmanager
@@ -322,6 +439,6 @@ def run_store_session(
     """
     store = store or run_store_from_env()
     run_id = validate_id(run_id if run_id is not None else new_run_id(), "run_id")
-    store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+    store.make_dirs(store.run_dir(run_id))
     logger.debug("run %s: run store folder %s", run_id, store.run_dir(run_id))
     yield store, run_id

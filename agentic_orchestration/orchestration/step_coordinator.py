@@ -18,9 +18,10 @@ Per attempt, in this order (the launcher may rely on it):
 
 Failures never escape as exceptions: an exception from ``execute_step`` (a launcher bug)
 becomes a failed, non-recoverable result, so the run stops with a recorded reason instead of
-a traceback mid-loop. Only ``KeyboardInterrupt``/``SystemExit`` propagate, after the
-``run ... finished: failed`` line; the interrupted attempt writes nothing, so its step has no
-``result.json`` and a resume runs it again.
+a traceback mid-loop. Only ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as ``Terminated``)
+and ``SystemExit`` propagate, after the ``run ... finished: failed`` line and carrying the
+finished steps (``partial_step_results``); the interrupted attempt writes nothing, so its
+step has no ``result.json`` and a resume runs it again.
 
 Resume (``resume=True``) trusts the leading steps whose ``result.json`` is ok: they get a
 ``step ... finished in <stored seconds>`` line and their text is the next prior output. From
@@ -43,6 +44,7 @@ from agentic_orchestration.orchestration.backends.base import (
     StepSpec,
     StepTiming,
     WorkflowExecutionResult,
+    keep_partial_results,
     utc_now,
 )
 from agentic_orchestration.orchestration.execution_fallback import (
@@ -51,6 +53,7 @@ from agentic_orchestration.orchestration.execution_fallback import (
 )
 from agentic_orchestration.orchestration.progress import ProgressReporter
 from agentic_orchestration.orchestration.step_context import prepare_step_description
+from agentic_orchestration.redaction import register_env_names
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.run_store import RunStore
@@ -154,12 +157,14 @@ class StepCoordinator:
         strangers = [s.step_id for s in steps if s.run_id != run_id]
         if strangers:
             raise StepSpecError(f"specs {strangers} do not belong to run {run_id}")
+        register_step_secrets(steps)
         run = _Run(self, steps, execute_step, run_store, run_options)
         run.reporter.run_started(run_id, len(steps), self.backend_name)
         try:
             result = run.execute(resume=resume)
-        except BaseException:
+        except BaseException as exc:
             run.reporter.run_finished(run_id, False)
+            keep_partial_results(exc, run.results)  # the CLI records them (Ctrl-C, SIGTERM)
             raise
         run.reporter.run_finished(run_id, result.ok)
         if not result.ok and run_options.log_terminal_execution_failure:
@@ -312,6 +317,29 @@ class _Run:
             backend=self.owner.backend_name,
             providers_tried=list(dict.fromkeys(p for p in self.providers if p)),
         )
+
+
+def register_step_secrets(steps: list[StepSpec]) -> None:
+    """Register the env var names whose values the steps' workers will use as secrets.
+
+    The coordinator never expands a secret, but its workers read them from the environment
+    they inherit from it; knowing the names (agent key and ``required_env`` variables,
+    MCP ``${VAR}`` references), it masks the same values in what it writes and prints
+    (attempts, progress lines, a worker's log tail).
+    """
+    from agentic_orchestration.catalogs.models import AgentProviderEntry
+    from agentic_orchestration.orchestration.mcp_resolution import referenced_env_vars
+    from agentic_orchestration.providers.agent_providers import secret_env_names
+
+    names: list[str] = []
+    for spec in steps:
+        try:
+            names += secret_env_names(AgentProviderEntry.model_validate(spec.agent_provider))
+        except ValueError:  # pydantic's ValidationError; the step fails later, naming it
+            pass
+        for ref in spec.mcp_providers:
+            names += referenced_env_vars(ref.resolved)
+    register_env_names(names)
 
 
 def _provider(spec: StepSpec) -> AgentProvider:

@@ -95,6 +95,9 @@ def build_step_specs(
         ))
         logger.debug("run %s: step %s resolved to agent %s with %d MCP server(s)",
                      run_id, step.id, entry.id, len(refs))
+    from agentic_orchestration.orchestration.step_coordinator import register_step_secrets
+
+    register_step_secrets(specs)  # before run.json or any spec is written
     return specs
 
 

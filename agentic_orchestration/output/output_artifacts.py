@@ -8,6 +8,10 @@ A refused name is logged and reported, never fatal: the run's answer matters mor
 
 When several steps write the same file, the later step's version wins (it usually revises
 the earlier one); each replacement is logged and listed in ``SavedArtifacts.replaced``.
+
+Secret values (``agentic_orchestration.redaction``) are masked in names and contents. Files
+keep the user's ordinary mode (0644 before the umask): they are the user's work, unlike the
+private run store.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from agentic_orchestration import settings
+from agentic_orchestration.redaction import redact_text
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.backends.base import (
@@ -303,6 +308,11 @@ def save_extracted_files(
     saved = SavedArtifacts()
     for text in texts:
         for extracted in extract_files(text):
+            # An LLM may echo a key into a file: names and contents are masked like any
+            # other output (agentic_orchestration.redaction).
+            extracted = ExtractedFile(name=redact_text(extracted.name),
+                                      content=redact_text(extracted.content),
+                                      language=extracted.language)
             rel = safe_relative_path(extracted.name)
             if rel is None:
                 _refuse(saved, extracted.name, refusal_reason(extracted.name) or "unsafe name")

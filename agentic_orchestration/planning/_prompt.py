@@ -13,65 +13,148 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
 
-#: Worked examples: (goal, slots), a slot being (agent pattern, description, expected output).
-#: A slot is filled with the first catalog agent whose role/hint matches the pattern and
-#: dropped when none does, so the examples only ever show ids this catalog has.
-#: Descriptions say ``{topic}`` rather than the example's own words: a small model copies
-#: examples, and a copied ``{topic}`` still becomes the right goal at run time.
-_EXAMPLES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("Compare electric and petrol cars for a city commuter", (
-        (r"fact|research|gather", "List the key facts needed for the goal: {topic}",
+#: Goal kinds: (kind, pattern over the goal, example goal, slots); a slot is (agent
+#: pattern, description, expected output). A slot is filled with the first catalog agent
+#: whose role/hint matches the pattern and dropped when none does, so the examples only ever
+#: show ids this catalog has. The first kind whose pattern matches the goal is its kind.
+#:
+#: Why per kind: a small base model imitates the example it saw last far more than it follows
+#: rules. With one general example (facts, comparison, final text) Gemma 3 270M gave every
+#: goal that plan, a code goal included. Showing, last, an example of the goal's own kind
+#: (a coder then a reviewer for code) makes the copied shape the right one.
+#: Descriptions say ``{topic}`` where the goal belongs: what a small model copies then still
+#: names the user's goal at run time.
+_KINDS: tuple[tuple[str, str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("code", r"\b(code|coding|program|script|function|class|implement\w*|bug|debug|"
+             r"python|javascript|typescript|sql|regex|api|unit tests?|cli)\b",
+     "Write a Python script that counts the words in a text file", (
+        (r"program|code", "Write the code for: {topic}",
+         "The code in a fenced block with its file name."),
+        (r"review|edit|correct", "Review the code for bugs and return the fixed code",
+         "The corrected code in a fenced block."),
+     )),
+    ("compare", r"\b(compare|comparison|versus|vs\.?|choose|which|better|best|recommend\w*|"
+                r"pros and cons|trade-?offs?)\b",
+     "Compare electric and petrol cars for a city commuter", (
+        (r"fact|research|gather", "List the key facts about each option: {topic}",
          "Bullet points of facts."),
-        (r"compar|analy|weigh",
-         "Compare the options on those facts and recommend one. Goal: {topic}",
+        (r"compar|analy|weigh", "Compare the options on those facts and recommend one",
          "A comparison and a recommendation."),
-        (r"writ|summar|report", "Write the final answer from the notes so far. Goal: {topic}",
+        (r"writ|summar|report", "Write the final recommendation for the reader: {topic}",
          "The final answer for the user."),
-    )),
+     )),
+    ("plan", r"\b(plan|trip|travel|itinerary|schedule|budget|routine|week|weekend|"
+             r"days?|holiday|vacation|workout|menu)\b",
+     "Plan a weekend in Lisbon on a small budget", (
+        (r"fact|research|gather", "List what matters for: {topic}",
+         "Bullet points: places, costs, times."),
+        (r"writ|summar|report", "Write the plan step by step: {topic}",
+         "The plan, day by day."),
+     )),
+    ("write", r"\b(write|draft|email|letter|guide|article|post|blog|story|summary|"
+              r"summari[sz]e|essay|report|speech|description)\b",
+     "Write a short blog post about keeping houseplants alive", (
+        (r"fact|research|gather", "Collect the main points for: {topic}",
+         "Bullet points to cover."),
+        (r"writ|summar|report", "Write the text from the notes: {topic}",
+         "The finished text."),
+        (r"review|edit|correct", "Review the text and correct its mistakes",
+         "The corrected text."),
+     )),
+    ("explain", r".", "Explain how vaccines train the immune system", (
+        (r"fact|research|gather", "List the key facts that explain: {topic}",
+         "Bullet points of facts."),
+        (r"writ|summar|report", "Explain it clearly for the reader: {topic}",
+         "The explanation."),
+     )),
 )
 
 _SEARCH_TOOL = re.compile(r"search|fetch|web", re.IGNORECASE)
 
 
-def _example_plans(catalog: Catalog) -> list[tuple[str, dict[str, Any]]]:
-    """Worked examples built from the catalog's own agents.
+_REVIEW_ASKED = re.compile(r"\breview|\bproofread|\bcheck (?:it|them|the)", re.I)
+_REVIEW_SLOT = (r"review|edit|correct", "Review the draft and correct its mistakes",
+                "The corrected text.")
+#: Goals that ask to be told something are explained, whatever words follow.
+_EXPLAIN_FIRST = re.compile(r"^\s*(?:explain|what|why|how|who|when|describe|list|tell)\b",
+                            re.I)
 
-    A small base model imitates far better than it follows rules, so the prompt shows a
-    complete answer. Only one, general example (facts, comparison, final text): with a
-    second, code-writing example Gemma 3 270M put the coder first in most plans, whatever
-    the goal (code goals are better served by a static workflow's router rule anyway).
-    """
-    # Show a tool in use when there is a search-like one, so the model sees the field filled.
-    search = next((m.id for m in catalog.available_mcps if _SEARCH_TOOL.search(
+
+def goal_kind(goal: str) -> str:
+    """``code``, ``compare``, ``plan``, ``write`` or ``explain``: the first kind whose
+    pattern matches the goal (``explain`` matches anything, and wins for a question)."""
+    if _EXPLAIN_FIRST.search(goal):
+        return "explain"
+    return next(kind for kind, pattern, _, _ in _KINDS if re.search(pattern, goal, re.I))
+
+
+def _slots(kind: str, goal: str | None) -> tuple[str, tuple[tuple[str, str, str], ...]]:
+    """The example goal and step slots of ``kind``; for the user's ``goal``, with a review
+    step exactly when the goal asks for one (a reviewer's notes are then the answer)."""
+    _, _, example_goal, slots = next(k for k in _KINDS if k[0] == kind)
+    if goal is None:
+        return example_goal, slots
+    kept = tuple(s for s in slots if s[0] != _REVIEW_SLOT[0])
+    if not _REVIEW_ASKED.search(goal):
+        return example_goal, kept
+    review = next((s for s in slots if s[0] == _REVIEW_SLOT[0]), _REVIEW_SLOT)
+    return f"{example_goal}, then review it", (*kept, review)
+
+
+def _example(catalog: Catalog, kind: str, search: str | None, *,
+             goal: str | None = None) -> tuple[str, dict[str, Any]]:
+    """One worked example of ``kind`` built from the catalog's own agents."""
+    example_goal, slots = _slots(kind, goal)
+    steps, taken = [], set()
+    for pattern, description, expected in slots:
+        entry = next((a for a in catalog.available_agents if a.id not in taken and
+                      re.search(pattern, f"{a.role} {a.planner_hint}", re.IGNORECASE)),
+                     None)
+        if entry is not None:
+            taken.add(entry.id)
+            tools = [search] if search and not steps and kind != "code" else []
+            steps.append({"agent_provider": entry.id, "mcp_providers": tools,
+                          "description": description, "expected_output": expected})
+    return example_goal, {"steps": steps}
+
+
+def _search_tool(catalog: Catalog) -> str | None:
+    """A search-like tool, shown in use so the model sees the field filled."""
+    return next((m.id for m in catalog.available_mcps if _SEARCH_TOOL.search(
         f"{m.id} {m.planner_hint} {m.description}")), None)
-    examples = []
-    for goal, slots in _EXAMPLES:
-        steps, taken = [], set()
-        for pattern, description, expected in slots:
-            entry = next((a for a in catalog.available_agents if a.id not in taken and
-                          re.search(pattern, f"{a.role} {a.planner_hint}", re.IGNORECASE)),
-                         None)
-            if entry is not None:
-                taken.add(entry.id)
-                tools = [search] if search and not steps else []
-                steps.append({"agent_provider": entry.id, "mcp_providers": tools,
-                              "description": description, "expected_output": expected})
-        if steps:
-            examples.append((goal, {"steps": steps}))
+
+
+def plan_skeleton(catalog: Catalog, goal: str) -> list[str] | None:
+    """The agents, in order, of the worked example of the goal's kind; None when no
+    catalog agent fits it. The planner pins a base model's plan to it (see DynamicPlanner)."""
+    _, plan = _example(catalog, goal_kind(goal), None, goal=goal)
+    return [step["agent_provider"] for step in plan["steps"]] or None
+
+
+def example_plans(catalog: Catalog, goal: str) -> list[tuple[str, dict[str, Any]]]:
+    """Two worked examples: a general one, then (last, nearest the goal) one of the goal's
+    own kind. Examples whose slots no catalog agent fits are left out."""
+    search = _search_tool(catalog)
+    kind = goal_kind(goal)
+    general = "compare" if kind != "compare" else "write"
+    examples = [e for e in (_example(catalog, general, search),
+                            _example(catalog, kind, search, goal=goal)) if e[1]["steps"]]
     if not examples and catalog.available_agents:
         entry = catalog.available_agents[0]
-        examples.append((_EXAMPLES[0][0], {"steps": [{
+        examples.append((_KINDS[-1][2], {"steps": [{
             "agent_provider": entry.id, "mcp_providers": [],
             "description": f"{entry.goal.rstrip('.')}: {{topic}}",
             "expected_output": "The final answer for the user."}]}))
     return examples
 
 
-def build_prompt(goal: str, catalog: Catalog, *, max_steps: int) -> str:
+def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = False) -> str:
     """The planner prompt: agents, tools, rules, worked examples, then the goal.
 
     Kept compact and in one user message: small local models (Gemma via llama.cpp's
     ``gemma`` chat format) drop system messages, and every token is prefill time on CPU.
+    ``pinned`` (the plan's agents are fixed by the schema) shows only the example of the
+    goal's own kind: a base model copied the general example's first step into every plan.
     """
     agents = "\n".join(
         f"- {a.id}: {a.role}" + (f" - {a.planner_hint}" if a.planner_hint else "")
@@ -96,7 +179,7 @@ def build_prompt(goal: str, catalog: Catalog, *, max_steps: int) -> str:
         "what it hands on (expected_output).\n"
         "- The last step writes the final answer for the user.\n\n"
         + "".join(f"Goal: {example_goal}\nPlan: {json.dumps(plan)}\n\n"
-                  for example_goal, plan in _example_plans(catalog))
+                  for example_goal, plan in example_plans(catalog, goal)[-1 if pinned else 0:])
         + f"Goal: {goal}\n"
         "Plan:"
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry, WorkflowConfig
 from agentic_orchestration.errors import ConfigError, PlanError
-from agentic_orchestration.planning._prompt import build_prompt, repair_prompt
+from agentic_orchestration.planning._prompt import build_prompt, plan_skeleton, repair_prompt
 from agentic_orchestration.planning.plan_schema import build_plan_schema
 
 # Parsing and validation live in ``plan_validation``; they are re-exported here so
@@ -37,6 +37,7 @@ from agentic_orchestration.providers.agent_providers import (
     AgentProvider,
     agent_provider_from_dict,
 )
+from agentic_orchestration.redaction import redact_text
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
@@ -135,10 +136,11 @@ class DynamicPlanner:
             raise PlanError("cannot plan an empty goal")
         started = time.perf_counter()
         stats = self.last_stats = PlanStats(provider_id=self.provider.id)
-        schema = build_plan_schema(self.catalog, max_steps=self.max_steps)
+        skeleton = self._skeleton(goal)
+        schema = build_plan_schema(self.catalog, max_steps=self.max_steps, skeleton=skeleton)
         messages: list[dict[str, str]] = [
-            {"role": "user", "content": build_prompt(goal, self.catalog,
-                                                     max_steps=self.max_steps)},
+            {"role": "user", "content": build_prompt(goal, self.catalog, max_steps=self.max_steps,
+                                                     pinned=skeleton is not None)},
         ]
         client, url = self._client()
         try:
@@ -171,6 +173,24 @@ class DynamicPlanner:
             stats.seconds = time.perf_counter() - started
         raise PlanError(f"planner {self.provider.id} gave no valid plan after "
                         f"{stats.attempts} attempts: " + "; ".join(stats.problems[-1]))
+
+    def _skeleton(self, goal: str) -> list[str] | None:
+        """The agents a base model's plan must use, in order, or None for any other model.
+
+        A small base model (the bundled Gemma, prompted as documents) copies a worked
+        example's texts well but picks agents badly (a palindrome function went to an
+        analyst and a writer). So for it the agents come from the example of the goal's
+        kind (``_prompt.plan_skeleton``) and the model writes the steps' texts.
+        """
+        if self.provider.entry.type != "local":
+            return None
+        from agentic_orchestration.providers.local_model import local_prompt_style
+
+        if local_prompt_style() != "document":
+            return None
+        skeleton = plan_skeleton(self.catalog, goal)
+        logger.info("base-model planner: steps pinned to %s", skeleton)
+        return skeleton
 
     def _client(self) -> tuple[Any, str]:
         from openai import OpenAI
@@ -220,6 +240,8 @@ class DynamicPlanner:
 
 def _describe(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
-    message = " ".join(str(getattr(exc, "message", exc) or type(exc).__name__).split())
+    # Masked before it is cut to 200 characters: a cut could leave half a key unmatched.
+    message = " ".join(redact_text(str(getattr(exc, "message", exc) or type(exc).__name__))
+                       .split())
     prefix = f"HTTP {status}" if status else type(exc).__name__
     return f"{prefix}: {message[:200]}"

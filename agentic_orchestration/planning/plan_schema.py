@@ -15,6 +15,7 @@ constrained decoding gets the same contract, checked after the fact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,12 +33,16 @@ def _bounded_string(max_chars: int, *, min_chars: int = 1) -> dict[str, Any]:
     return {"type": "string", "minLength": min_chars, "maxLength": max_chars}
 
 
-def build_plan_schema(catalog: Catalog, *, max_steps: int) -> dict[str, Any]:
+def build_plan_schema(catalog: Catalog, *, max_steps: int,
+                      skeleton: Sequence[str] | None = None) -> dict[str, Any]:
     """JSON Schema for ``{"steps": [...], "name": ...}`` limited to the catalog's usable ids.
 
     Args:
         catalog: The filtered catalog; only ``available_agents``/``available_mcps`` appear.
         max_steps: Upper bound on the number of steps (``AGENTIC_MAX_PLAN_STEPS``).
+        skeleton: Agent ids, in order, that the steps must use (one step each): the model
+            then writes only the steps' texts. Used for a small base model, which copies
+            an example's agents badly but fills in texts well (see ``DynamicPlanner``).
 
     Returns:
         A draft 2020-12 compatible schema (plain dict, JSON-serialisable). With no MCP
@@ -73,10 +78,20 @@ def build_plan_schema(catalog: Catalog, *, max_steps: int) -> dict[str, Any]:
         "required": ["agent_provider", "mcp_providers", "description", "expected_output"],
         "additionalProperties": False,
     }
+    steps: dict[str, Any] = {"type": "array", "items": step, "minItems": 1,
+                             "maxItems": max_steps}
+    if skeleton:
+        pinned = list(skeleton)[:max_steps]
+        steps = {"type": "array", "minItems": len(pinned), "maxItems": len(pinned),
+                 "prefixItems": [
+                     {**step, "properties": {**step["properties"],
+                                             "agent_provider": {"type": "string",
+                                                                "enum": [agent_id]}}}
+                     for agent_id in pinned]}
     return {
         "type": "object",
         "properties": {
-            "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": max_steps},
+            "steps": steps,
             # Optional: a grammar emits it after ``steps``, and a missing name is not worth a
             # repair round-trip (the planner makes one up).
             "name": _bounded_string(NAME_MAX_CHARS),

@@ -9,7 +9,10 @@ path is exercised everywhere (and by the scripted fake in tests):
 - ``local``: the embedded llama.cpp model, served on loopback by ``local_model``.
 
 API keys are read from the environment here, at the moment the LLM is built, and passed to
-the client object only; they are never written back into the entry, a spec, or a log.
+the client object only; they are never written back into the entry, a spec, or a log. Each
+provider registers its key and ``required_env`` variable names with
+``agentic_orchestration.redaction`` when it is built, so their values are masked wherever
+they would be printed or written, whatever the variables are called.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry
 from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.redaction import register_env_names
 
 if TYPE_CHECKING:
     from crewai import LLM
@@ -42,6 +46,11 @@ class AgentProvider:
     """A resolved provider entry that can build a CrewAI LLM and observe its tasks."""
 
     entry: AgentProviderEntry
+
+    def __post_init__(self) -> None:
+        # The coordinator, the planner and every worker build providers: each of them then
+        # masks this provider's key and required variables, read from its own environment.
+        register_env_names(secret_env_names(self.entry))
 
     @property
     def id(self) -> str:
@@ -106,6 +115,12 @@ class AgentProvider:
 
     def after_task(self, step_id: str) -> None:
         """Hook run after a step of this provider ends."""
+
+
+def secret_env_names(entry: AgentProviderEntry) -> list[str]:
+    """Env vars whose values this provider uses: its API key variable and ``required_env``."""
+    return list(dict.fromkeys([*([entry.key_env()] if entry.key_env() else []),
+                               *entry.required_env]))
 
 
 def agent_provider_from_dict(data: dict[str, Any] | AgentProviderEntry) -> AgentProvider:

@@ -19,6 +19,7 @@ processes reuse a coordinator's model through ``AGENTIC_LOCAL_LLM_URL``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -30,6 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.providers.base_model_prompt import (
+    finish_answer,
+    parse_task,
+    render_document,
+)
 from agentic_orchestration.providers.local_model_process import (
     ensure_local_server,
     stop_local_server,
@@ -57,6 +63,8 @@ __all__ = [
 #: Keeps the small base model from repeating itself; with ``maxLength`` on schema strings it
 #: made constrained JSON terminate every time (platform notes). Requests may override it.
 DEFAULT_REPEAT_PENALTY = 1.15
+#: A document answer adding fewer characters than this to its given start is drawn again.
+_MIN_NEW_CHARS = 20
 #: Sampling knobs passed through to llama.cpp when the request sets them.
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty",
                 "repeat_penalty", "top_k", "min_p")
@@ -193,12 +201,77 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+PROMPT_STYLES = ("auto", "document", "chat")
+
+
+def prompt_style(has_chat_template: bool) -> str:
+    """``document`` (a base model: requests become documents to continue, see
+    ``base_model_prompt``) or ``chat`` (the GGUF's chat template, or the one
+    AGENTIC_LOCAL_CHAT_FORMAT names). ``AGENTIC_LOCAL_PROMPT`` forces either.
+
+    Raises:
+        ConfigError: AGENTIC_LOCAL_PROMPT is not one of ``PROMPT_STYLES``.
+    """
+    chosen = (settings.get("AGENTIC_LOCAL_PROMPT").strip().lower() or "auto")
+    if chosen not in PROMPT_STYLES:
+        raise ConfigError(f"AGENTIC_LOCAL_PROMPT={chosen!r} is not one of "
+                          f"{', '.join(PROMPT_STYLES)}")
+    if chosen != "auto":
+        return chosen
+    explicit = settings.get("AGENTIC_LOCAL_CHAT_FORMAT").strip()
+    return "chat" if explicit or has_chat_template else "document"
+
+
+@functools.lru_cache(maxsize=8)
+def _has_chat_template(path: str) -> bool:
+    """Whether the GGUF carries a chat template, from its metadata only (``vocab_only``:
+    no weights are loaded, about 0.1 s)."""
+    from llama_cpp import Llama
+
+    with _native_stderr_silenced():
+        meta = Llama(model_path=path, vocab_only=True, verbose=False).metadata or {}
+    return "tokenizer.chat_template" in meta
+
+
+def local_prompt_style() -> str:
+    """``document`` or ``chat``: how the embedded model will be prompted (``prompt_style``
+    for the configured GGUF). The planner uses it to guide a base model.
+
+    Raises:
+        ConfigError: the model cannot be found or read, or AGENTIC_LOCAL_PROMPT is bad.
+    """
+    path = local_model_path()
+    try:
+        template = _has_chat_template(str(path))
+    except (ImportError, ValueError, OSError, RuntimeError) as exc:
+        raise ConfigError(f"cannot read local model {path}: {exc} "
+                          "(check AGENTIC_LOCAL_MODEL_PATH)") from exc
+    return prompt_style(template)
+
+
+def describe_local_model() -> str:
+    """One line for ``--list-agents``: the GGUF and how it is prompted."""
+    try:
+        path = local_model_path()
+        style = local_prompt_style()
+    except ConfigError as exc:
+        return f"embedded model: not usable ({exc})"
+    if style == "document":
+        why = "base model, no chat template: each task becomes a document to continue"
+    elif _has_chat_template(str(path)):
+        why = "the GGUF's chat template"
+    else:
+        why = f"chat format {settings.get('AGENTIC_LOCAL_CHAT_FORMAT').strip() or 'gemma'}"
+    return f"embedded model: {path.name}, prompts: {style} ({why})"
+
+
 def _apply_chat_format(llama: Llama) -> None:
     """Pick the chat template: AGENTIC_LOCAL_CHAT_FORMAT, else the GGUF's own embedded
     template, else ``gemma`` (the bundled Gemma 3 270M GGUF carries no template).
 
     Honouring the GGUF's own template is what makes a better model a one-variable change
-    (AGENTIC_LOCAL_MODEL_PATH).
+    (AGENTIC_LOCAL_MODEL_PATH). The chat path still serves JSON-constrained requests (the
+    planner) on a base model, where the grammar, not the prompt, shapes the answer.
     """
     explicit = settings.get("AGENTIC_LOCAL_CHAT_FORMAT").strip()
     if explicit:
@@ -227,6 +300,8 @@ class LocalModelServer(OpenAICompatServer):
         self._generate_lock = threading.Lock()
         #: Seconds the last ``load()`` took (reported by benchmarks).
         self.load_seconds = 0.0
+        #: ``document`` or ``chat`` (see ``prompt_style``), set by ``load()``.
+        self.prompt_style = "chat"
 
     def load(self) -> Llama:
         """Load the model if needed and return it.
@@ -259,10 +334,11 @@ class LocalModelServer(OpenAICompatServer):
             raise ConfigError(f"cannot load local model {path}: {exc} (is it a GGUF file? "
                               "check AGENTIC_LOCAL_MODEL_PATH)") from exc
         _apply_chat_format(llama)
+        self.prompt_style = prompt_style("tokenizer.chat_template" in (llama.metadata or {}))
         self.load_seconds = time.perf_counter() - started
         self._model_path = path
-        logger.info("loaded local model %s in %.2fs (n_ctx=%s, threads=%s)",
-                    path, self.load_seconds, n_ctx, threads)
+        logger.info("loaded local model %s in %.2fs (n_ctx=%s, threads=%s, prompts=%s)",
+                    path, self.load_seconds, n_ctx, threads, self.prompt_style)
         return llama
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +348,8 @@ class LocalModelServer(OpenAICompatServer):
             raise CompletionHTTPError(400, "no message with text content")
         kwargs = _generation_kwargs(request)
         llama = self.load()
+        if self.prompt_style == "document" and "response_format" not in kwargs:
+            return self._complete_document(llama, request, kwargs)
         started = time.perf_counter()
         with self._generate_lock:
             try:
@@ -296,6 +374,48 @@ class LocalModelServer(OpenAICompatServer):
                                  completion_tokens=completion_tokens)
         # Keep "length" visible: a truncated reply is otherwise indistinguishable.
         response["choices"][0]["finish_reason"] = choice.get("finish_reason") or "stop"
+        return response
+
+    def _complete_document(self, llama: Llama, request: dict[str, Any],
+                           kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The base-model path: the request as a document to continue (base_model_prompt).
+
+        A sample that is nothing but the given start once its repeats are cut (the model
+        wrote the file-name comment over and over) is drawn once more with another seed.
+        """
+        rendered = render_document(parse_task(request.get("messages") or []))
+        kwargs["stop"] = [*rendered.stop, *kwargs.get("stop", ())]
+        started = time.perf_counter()
+        prompt_tokens = completion_tokens = 0
+        for attempt in (1, 2):
+            if attempt == 2:
+                kwargs["seed"] = int(kwargs.get("seed") or 0) + 7919
+                kwargs["temperature"] = float(kwargs.get("temperature") or 0.3) + 0.2
+            with self._generate_lock:
+                try:
+                    result = llama.create_completion(prompt=rendered.prompt, **kwargs)
+                except ValueError as exc:
+                    if "exceed context window" in str(exc):
+                        raise CompletionHTTPError(
+                            400, f"This model's maximum context length is {llama.n_ctx()} "
+                                 f"tokens; {exc}. Raise AGENTIC_LOCAL_N_CTX or shorten the "
+                                 "input.") from exc
+                    raise
+            choice = result["choices"][0]
+            usage = result.get("usage") or {}
+            prompt_tokens += usage.get("prompt_tokens", 0)
+            completion_tokens += usage.get("completion_tokens", 0)
+            finish = choice.get("finish_reason") or "stop"
+            answer = finish_answer(rendered, choice.get("text") or "", stopped=finish == "stop")
+            if len(answer) - len(rendered.prefix.strip()) >= _MIN_NEW_CHARS:
+                break
+        logger.debug("local model wrote a %s document answer (%s tokens, %d sample(s)) in "
+                     "%.2fs", rendered.shape, completion_tokens, attempt,
+                     time.perf_counter() - started)
+        response = chat_response(request.get("model") or self.model_name, answer,
+                                 prompt_tokens=prompt_tokens,
+                                 completion_tokens=completion_tokens)
+        response["choices"][0]["finish_reason"] = finish
         return response
 
     def stop(self) -> None:

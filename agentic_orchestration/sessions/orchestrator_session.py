@@ -8,9 +8,9 @@ Two rules keep them trustworthy:
 
 - Written atomically (temp file in the same folder, fsync, ``os.replace``), so a crash or a
   concurrent reader never sees half a record. Mode 0600: goals and answers can be private.
-- Secrets never land in a file: ``save_session`` masks the value of every secret-looking
-  environment variable wherever it appears (see ``agentic_orchestration.log``), because an
-  LLM or an exception message can echo a key into ``result_text`` or ``error``.
+- Secrets never land in a file: ``save_session`` masks every secret value in play wherever
+  it appears (the registry of ``agentic_orchestration.redaction``), because an LLM or an
+  exception message can echo a key into ``result_text`` or ``error``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration import settings
 from agentic_orchestration._fs import atomic_write_json, read_json_object
 from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.log import redact_secrets
+from agentic_orchestration.redaction import redact_obj
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.backends.base import (
@@ -45,6 +45,8 @@ STEP_FIELDS = (
 )
 #: A session id is one file name: no separators, no leading dot (temp files use one).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED = (
+    "running", "ok", "failed", "interrupted")
 
 
 @dataclass(kw_only=True)
@@ -66,8 +68,12 @@ class SessionRecord:
     #: Run store folder of the run, when a backend kept one (for resuming later).
     run_store: str | None = None
     exit_code: int | None = None
+    #: ``running`` until the run ends, then ``ok``, ``failed`` or ``interrupted`` (Ctrl-C,
+    #: SIGTERM). Records from before this field have none.
+    status: str | None = None
     result_text: str | None = None
-    #: The run-level error (planning failed, no provider...); step errors are in ``steps``.
+    #: The run-level error (planning failed, no provider, a bad setting, interrupted...);
+    #: step errors are in ``steps``.
     error: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     #: Saved files, relative to ``artifacts_dir``.
@@ -114,6 +120,7 @@ def start_session(
         goal=goal,
         mode=mode,
         run_id=run_id,
+        status=STATUS_RUNNING,
     )
 
 
@@ -147,6 +154,7 @@ def update_session(
         record.route = route
     if execution is not None:
         record.exit_code = execution.exit_code
+        record.status = status_for(execution.exit_code)
         record.result_text = execution.result_text
         record.error = _error_text(execution.error)
         record.steps = [_step_summary(step) for step in execution.step_results]
@@ -164,6 +172,42 @@ def update_session(
         record.artifacts_dir = str(artifacts_dir)
     if run_store is not None:
         record.run_store = str(run_store)
+    record.updated_at = utc_now()
+    return record
+
+
+def status_for(exit_code: int) -> str:
+    """``ok``, ``interrupted`` (exit 130) or ``failed``."""
+    from agentic_orchestration.errors import EXIT_INTERRUPTED
+
+    if exit_code == 0:
+        return STATUS_OK
+    return STATUS_INTERRUPTED if exit_code == EXIT_INTERRUPTED else STATUS_FAILED
+
+
+def end_session(record: SessionRecord, exc: BaseException) -> SessionRecord:
+    """Record that the run ended by raising ``exc`` (not saved; see ``save_session``).
+
+    Exit code and ``error`` as the CLI reports them: an ``AgenticError``'s own code, 130
+    for Ctrl-C or SIGTERM, 1 for anything else. Steps already recorded are kept.
+    """
+    from agentic_orchestration.errors import (
+        EXIT_INTERRUPTED,
+        EXIT_STEP_FAILED,
+        AgenticError,
+        interrupt_reason,
+    )
+    from agentic_orchestration.orchestration.backends.base import utc_now
+
+    if isinstance(exc, KeyboardInterrupt):
+        record.exit_code, record.error = EXIT_INTERRUPTED, interrupt_reason(exc)
+    elif isinstance(exc, AgenticError):
+        record.exit_code, record.error = exc.exit_code, _error_text(exc)
+    else:
+        record.exit_code = EXIT_STEP_FAILED
+        record.error = f"{type(exc).__name__}: {exc}"
+    record.status = status_for(record.exit_code)
+    record.result_text = None
     record.updated_at = utc_now()
     return record
 
@@ -186,7 +230,7 @@ def save_session(record: SessionRecord) -> Path:
     """Write ``record`` (secrets masked) atomically with mode 0600; returns the file."""
     path = session_path(record.session_id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_json(path, redact_secrets(record.to_dict()), mode=0o600)
+    atomic_write_json(path, redact_obj(record.to_dict()), mode=0o600)
     logger.debug("session %s saved to %s", record.session_id, path)
     return path
 

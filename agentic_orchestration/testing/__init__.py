@@ -19,10 +19,11 @@ from agentic_orchestration.testing.fake_llm import (
     ToolCallReply,
 )
 
-_FROM_MCP_SERVERS = ("RECORD_FILE_ENV", "StreamableHTTPMCPServer", "read_records",
-                     "secret_answer", "stdio_server_command")
+_FROM_MCP_SERVERS = ("ERROR_DETAIL_ENV", "RECORD_FILE_ENV", "StreamableHTTPMCPServer",
+                     "read_records", "secret_answer", "stdio_server_command")
 
 __all__ = [
+    "ERROR_DETAIL_ENV",
     "RECORD_FILE_ENV",
     "FakeReply",
     "HTTPErrorReply",

@@ -11,6 +11,9 @@ client, our hotfix and the worker path all run for real. Two families:
   - ``echo``: a working server. ``secret_word(topic)`` answers ``secret_answer(topic)``;
     ``add(a, b)`` adds. Each call's arguments are appended as a JSON line to the file named
     by ``MCP_TEST_RECORD_FILE`` (when set), so a test can prove what the server received.
+    ``refuse(reason)`` answers a tool error (``isError``) that ends with the value of
+    ``MCP_TEST_ERROR_DETAIL`` when set: a server quoting its configuration (say a token it
+    was given) in an error, for the secret-masking tests.
   - ``hang``: reads stdin and never answers, not even ``initialize`` (a server stuck on a
     prompt or a dead network mount). Exits at EOF.
   - ``crash``: lists its tools, then dies (``os._exit(1)``) inside the first tool call.
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Env var naming the file where the ``echo`` tools append the arguments they receive.
 RECORD_FILE_ENV = "MCP_TEST_RECORD_FILE"
+#: Env var whose value the ``refuse`` tool quotes in its error text.
+ERROR_DETAIL_ENV = "MCP_TEST_ERROR_DETAIL"
 #: Tool names every mode lists (``hang`` never gets that far).
 TOOL_NAMES = ("secret_word", "add", "refuse")
 MODES = ("echo", "hang", "crash", "stall")
@@ -114,7 +119,8 @@ def build_server(mode: str = "echo", *, name: str = "agentic-test",
         """Always fail, as a tool (an ``isError`` answer): the server itself stays healthy."""
         _record("refuse", {"reason": reason}, sink=sink, record_file=record_file)
         await misbehave()
-        raise ValueError(f"refused: {reason}")
+        detail = os.environ.get(ERROR_DETAIL_ENV, "")
+        raise ValueError(f"refused: {reason}" + (f" (configured with {detail})" if detail else ""))
 
     return server
 

@@ -19,6 +19,9 @@ stderr so that a stray ``print`` in an imported module cannot corrupt the channe
   ``os.waitstatus_to_exitcode`` (the negative signal number when the child was killed).
 * EOF on stdin (the coordinator closed it, or died): children still running are killed,
   since nobody is left to read their results, and the zygote exits 0.
+* SIGTERM to the zygote: it is passed on to the running children (each writes an
+  interrupted ``result.json`` that the coordinator retries), their exits are reported,
+  stragglers are killed after ``TERM_GRACE_SECONDS``, and the zygote exits 0.
 
 Run as ``python -m agentic_orchestration.orchestration.backends._warm_worker
 [--target module:function] [--no-preload]``; ``--target`` lets tests fork something other
@@ -43,9 +46,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from agentic_orchestration._signals import sigterm_interrupts
+from agentic_orchestration.errors import Terminated
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET = "agentic_orchestration.orchestration.execute_step:execute_step_main"
+#: Seconds running steps get to write their interrupted result.json when the zygote is
+#: sent SIGTERM, before they are killed.
+TERM_GRACE_SECONDS = 10.0
 
 #: What a first kickoff imports lazily on top of ``import crewai`` (crewai 1.15.30: the
 #: ``sys.modules`` difference around a one-task kickoff against ``ScriptedLLMServer``).
@@ -122,6 +131,9 @@ def _run_child(target: StepTarget, request: dict[str, Any], inherited: list[int]
     """
     code = 1
     try:
+        # The zygote's SIGTERM handler is not the step's: until execute_step_main installs
+        # its own (interrupted result.json), SIGTERM ends the child as usual.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.setsid()  # own process group: the coordinator kills the step with killpg
         for fd in inherited:  # the reply channel and pidfds are the zygote's business
             os.close(fd)
@@ -129,7 +141,7 @@ def _run_child(target: StepTarget, request: dict[str, Any], inherited: list[int]
         os.dup2(null, 0)  # never read the zygote's request pipe
         if null != 0:
             os.close(null)
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
@@ -178,8 +190,26 @@ class Zygote:
                         self._handle(line)
         except BrokenPipeError:
             logger.warning("warm worker: the coordinator stopped reading; shutting down")
+        except Terminated:
+            self._terminate_children()
         self._shutdown()
         return 0
+
+    def _terminate_children(self, grace: float = TERM_GRACE_SECONDS) -> None:
+        """SIGTERM (the zygote is being stopped): pass it on to each running step, which
+        writes an interrupted result.json (``worker_retry``), and report their ends; what
+        still runs after ``grace`` seconds is killed by ``_shutdown``."""
+        logger.warning("warm worker: SIGTERM; stopping %d step process(es)", len(self.children))
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self.children and time.monotonic() < deadline:
+            try:
+                self._reap()
+            except BrokenPipeError:  # nobody reads the exits any more; still wait
+                pass
+            time.sleep(0.05)
 
     def _handle(self, line: bytes) -> None:
         try:
@@ -281,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     _send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
                  "threads": threading.active_count(),
                  "seconds": round(time.perf_counter() - started, 3)})
-    return Zygote(target, in_fd=0, chan=chan).serve()
+    with sigterm_interrupts():
+        return Zygote(target, in_fd=0, chan=chan).serve()
 
 
 if __name__ == "__main__":

@@ -121,6 +121,20 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def keep_partial_results(exc: BaseException, results: list[StepResult]) -> None:
+    """Attach the steps a run finished before ``exc`` (Ctrl-C, SIGTERM) stopped it.
+
+    The interrupt must keep propagating (it is not a step failure), yet the CLI should
+    still record those steps in the session; this is how they travel with it.
+    """
+    exc.step_results = list(results)  # type: ignore[attr-defined]
+
+
+def partial_step_results(exc: BaseException) -> list[StepResult]:
+    """The step results ``keep_partial_results`` attached to ``exc`` (none if it was not)."""
+    return list(getattr(exc, "step_results", None) or [])
+
+
 @dataclass
 class RunOptions:
     """How a run reports itself. ``run_id`` is generated when empty."""

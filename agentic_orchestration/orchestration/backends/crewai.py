@@ -34,12 +34,14 @@ from agentic_orchestration.orchestration.backends.base import (
     StepTiming,
     TokenUsage,
     WorkflowExecutionResult,
+    keep_partial_results,
     utc_now,
 )
 from agentic_orchestration.orchestration.execution_fallback import (
     HINT_PROVIDER_FALLBACK,
     FallbackPlan,
     classify_exception,
+    error_text,
     run_with_fallback,
 )
 from agentic_orchestration.orchestration.progress import ProgressReporter
@@ -146,7 +148,7 @@ class _StepTracker:
     def fail(self, exc: BaseException) -> StepFailed:
         """Record the running step as failed; return the run's error."""
         verdict = classify_exception(exc)
-        message = f"{type(exc).__name__}: {exc}"
+        message = error_text(exc)
         k = self.current
         if k is None:  # raised after the last step closed: no step to blame
             error = StepFailed(message, recoverable=False)
@@ -210,12 +212,14 @@ class CrewAIExecutionBackend(ExecutionBackend):
                 these are the user's to fix, not step failures.
         """
         from agentic_orchestration.catalogs import load_catalog
+        from agentic_orchestration.orchestration.mcp_resolution import check_mcp_env
         from agentic_orchestration.orchestration.runner import build_workflow
 
         started = time.perf_counter()
         self.last_timings = timings = ExecutionTimings()
         catalog = catalog if catalog is not None else load_catalog()
         catalog.check_workflow(config)
+        check_mcp_env(config, catalog)  # before any step, as on the subprocess backend
         reporter = self._reporter(options)
         reporter.run_started(options.run_id, len(config.steps), self.name)
 
@@ -272,7 +276,8 @@ class CrewAIExecutionBackend(ExecutionBackend):
             built.crew.kickoff()
         except BaseException as exc:
             error = tracker.fail(exc)
-            if not isinstance(exc, Exception):  # Ctrl-C and friends: record, then stop
+            if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
+                keep_partial_results(exc, tracker.results)
                 raise
         finally:
             timings.kickoff += time.perf_counter() - began

@@ -67,6 +67,7 @@ class SubprocessExecutionBackend(ExecutionBackend):
         resume: bool,
     ) -> WorkflowExecutionResult:
         from agentic_orchestration.catalogs import load_catalog
+        from agentic_orchestration.orchestration.mcp_resolution import check_mcp_env
         from agentic_orchestration.orchestration.run_store import run_store_from_env
         from agentic_orchestration.orchestration.step_coordinator import StepCoordinator
         from agentic_orchestration.orchestration.step_recovery import provider_recovery
@@ -76,6 +77,9 @@ class SubprocessExecutionBackend(ExecutionBackend):
         )
 
         catalog = catalog or load_catalog()
+        # Workers inherit this environment: an unset MCP ${VAR} is exit 2 before any step
+        # runs, as in-process (not a failed step in a worker).
+        check_mcp_env(config, catalog, getattr(self._launcher, "env", None))
         store = self._store or run_store_from_env()
         run_id = options.run_id
         specs = build_step_specs(

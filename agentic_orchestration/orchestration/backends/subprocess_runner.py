@@ -13,11 +13,17 @@ Every worker gets its own session (process group) and writes stdout/stderr to a 
 ``kill()`` then takes down whatever it started (MCP servers), and Ctrl-C in the terminal
 reaches only the coordinator, which kills the worker itself. ``run_step_process`` turns
 whatever happened (result.json, timeout, signal, silent exit) into a ``StepResult``.
+
+The log is created 0600 in the step's 0700 folder (it is part of the private run store).
+What a worker or the MCP servers it started print there bypasses this process, so once the
+worker has ended its log is rewritten with secrets masked (``mask_log_file``), and the tail
+quoted in a failed result's ``error`` is masked too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -26,10 +32,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from agentic_orchestration._fs import atomic_write_text
 from agentic_orchestration.errors import BackendError
 from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
 from agentic_orchestration.orchestration.backends.base import StepResult, StepTiming, utc_now
 from agentic_orchestration.orchestration.execution_fallback import HINT_WORKER_RETRY
+from agentic_orchestration.redaction import redact_text
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.run_store import RunStore
@@ -115,8 +123,9 @@ class ColdLauncher(StepLauncher):
                log_path: Path) -> StepHandle:
         argv = [*self.command, "--execute-step", str(spec_path), "--run-id", run_id,
                 "--step-id", step_id]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:  # the child keeps its own copy of the fd
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:  # the child keeps its own copy of the fd
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, env=self.env,
@@ -169,7 +178,21 @@ def tail_log(path: Path, lines: int = 5) -> str:
 
 
 def tail_text(text: str, lines: int = 5) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:])
+    return redact_text(" | ".join(text.strip().splitlines()[-lines:]))
+
+
+def mask_log_file(path: Path) -> None:
+    """Rewrite a finished worker's log with secret values masked (when it holds any)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return
+    masked = redact_text(text)
+    if masked != text:
+        try:
+            atomic_write_text(path, masked, mode=0o600)
+        except OSError as exc:
+            logger.warning("cannot mask secrets in %s: %s", path, exc)
 
 
 def run_step_process(launcher: StepLauncher, store: RunStore, spec_path: Path, *,
@@ -183,8 +206,9 @@ def run_step_process(launcher: StepLauncher, store: RunStore, spec_path: Path, *
     Timing is measured here when the worker recorded none.
     """
     log_path = store.result_path(run_id, step_id).parent / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:  # lets tail_log quote only this attempt
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as log:  # the mark lets tail_log quote only this attempt
         log.write(f"{_LAUNCH_MARK}{utc_now()} via {launcher.name} ===\n")
     started_at, began = utc_now(), time.monotonic()
     handle = launcher.launch(Path(spec_path), run_id=run_id, step_id=step_id, log_path=log_path)
@@ -193,8 +217,10 @@ def run_step_process(launcher: StepLauncher, store: RunStore, spec_path: Path, *
     except BaseException:
         logger.warning("step %s interrupted; killing worker %s", step_id, handle.pid)
         handle.kill()
+        mask_log_file(log_path)
         raise
     handle.kill()  # kills a timed-out worker; sweeps what a finished one left in its group
+    mask_log_file(log_path)
     timing = StepTiming(started_at=started_at, finished_at=utc_now(),
                         duration_seconds=round(time.monotonic() - began, 3))
 
@@ -227,6 +253,6 @@ def signal_name(number: int) -> str:
 
 def _failed(run_id: str, step_id: str, timing: StepTiming, error: str, *,
             recoverable: bool) -> StepResult:
-    return StepResult(run_id=run_id, step_id=step_id, exit_code=1, error=error,
+    return StepResult(run_id=run_id, step_id=step_id, exit_code=1, error=redact_text(error),
                       recoverable=recoverable,
                       recovery_hint=HINT_WORKER_RETRY if recoverable else None, timing=timing)

@@ -110,7 +110,7 @@ class WarmLauncher(StepLauncher):
                 of its log); nothing was started.
         """
         self.wait_ready()
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._launch_lock:
             request = {"spec": str(spec_path), "run_id": run_id, "step_id": step_id,
                        "log": str(log_path)}
