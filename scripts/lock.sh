@@ -6,7 +6,10 @@
 # left over in .venv leaks into the lock), then freezes that venv. Commit the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+# The lowest Python the project supports, so every pin installs on every 3.11.x: Debian
+# bookworm's 3.11.2 (the worker image's base) when present. Pins resolved on a newer 3.11
+# can need more (soupsieve 4.x requires 3.11.5).
+PYTHON=${PYTHON:-$( [ -x /usr/bin/python3.11 ] && echo /usr/bin/python3.11 || echo python3 )}
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$PYTHON" -m venv "$tmp/venv"
