@@ -21,10 +21,12 @@ LOCK=requirements.lock
 
 log() { printf '[install] %s\n' "$*" >&2; }
 die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
-# Runs pip, dropping only this machine kind's harmless notice about absent local index
-# folders; pip's status is kept (pipefail), so a failure is never hidden.
+# Runs pip, dropping only two harmless notices (this machine kind's absent local index
+# folders; older pips' --no-binary cache deprecation); pip's status is kept (pipefail), so a
+# failure is never hidden.
 pip_() {
-  .venv/bin/pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
+  .venv/bin/pip "$@" 2>&1 | { grep -v -e "is ignored: it is neither a file nor a directory" \
+    -e "^DEPRECATION: --no-binary currently disables" >&2 || true; }
 }
 
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python >= 3.11"
@@ -42,13 +44,19 @@ find_wheel() { ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null 
 if [ -z "$(find_wheel)" ]; then
   log "building llama-cpp-python $LLAMA_VERSION once (3-10 minutes on 2 cores) with"
   log "  CMAKE_ARGS=$FLAGS"
-  mkdir -p "$WHEELS.partial"
+  # A folder of this install's own: two installs at once must not share a half-built wheel.
+  partial="$WHEELS.partial.$$"
+  rm -rf "$partial" && mkdir -p "$partial"
   CMAKE_ARGS="$FLAGS" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     pip_ wheel --quiet --no-deps --no-binary llama-cpp-python --no-cache-dir \
-    "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS.partial" \
+    "llama-cpp-python==$LLAMA_VERSION" -w "$partial" \
     || die "building llama-cpp-python failed (see pip's output above; a C/C++ compiler and cmake are needed)"
-  printf '%s\n' "$FLAGS" > "$WHEELS.partial/CMAKE_ARGS"
-  rm -rf "$WHEELS" && mv "$WHEELS.partial" "$WHEELS"
+  printf '%s\n' "$FLAGS" > "$partial/CMAKE_ARGS"
+  if [ -z "$(find_wheel)" ]; then
+    rm -rf "$WHEELS" && mv "$partial" "$WHEELS"
+  else
+    rm -rf "$partial"  # another install finished the same wheel first
+  fi
 fi
 WHEEL="$(find_wheel)"
 
@@ -67,7 +75,9 @@ fi
 
 # MCP servers from the npm registry (filesystem, memory, supergateway): pinned, cached in
 # $AGENTIC_CACHE_DIR/npm, a no-op (no network) once installed. The CLI puts their bin on PATH.
-log "npm MCP servers (pinned, cached) in $(bash scripts/install_mcp_servers.sh)"
+npm_bin="$(bash scripts/install_mcp_servers.sh)" \
+  || die "installing the npm MCP servers failed (see npm's output above)"
+log "npm MCP servers (pinned, cached) in $npm_bin"
 
 # Smoke check: load the embedded model and generate a few tokens in a child process, so a
 # build that cannot run on this CPU fails here, with the signal and what to try, and not as
