@@ -6,6 +6,7 @@ The package is laid out by concern:
 - ``providers``: turning a catalog entry into a CrewAI LLM, and the embedded llama.cpp model.
 - ``planning``: the dynamic planner (goal -> WorkflowConfig) and the router.
 - ``orchestration``: contracts, execution backends, step hand-off, fallback.
+- ``mcp``: MCP servers for steps (catalog entry -> CrewAI server), CrewAI's MCP hotfix.
 - ``output`` / ``sessions``: what is kept after a run.
 - ``cli``: the command line; ``testing``: test doubles shipped with the package.
 

@@ -22,6 +22,32 @@ Once a run has an id, every failure (planning included) is also recorded in its 
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_PROVIDER",
+    "EXIT_OK",
+    "EXIT_PLAN_FAILED",
+    "EXIT_STEP_FAILED",
+    "AgenticError",
+    "BackendError",
+    "CatalogError",
+    "ConfigError",
+    "MCPServerError",
+    "NoProviderError",
+    "PlanError",
+    "RunCancelled",
+    "StepFailed",
+    "StepSpecError",
+    "Terminated",
+    "ZygoteGone",
+    "from_validation_error",
+    "interrupt_reason",
+]
+
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -81,10 +107,34 @@ class BackendError(AgenticError):
     """An execution backend cannot be selected or is not built yet."""
 
 
+class ZygoteGone(BackendError):
+    """The warm worker process is not serving (crashed, killed, or failed to start).
+
+    Raised by ``backends.warm_launcher``; recoverable, since a new worker process may serve.
+    """
+
+    recoverable = True
+
+
 class NoProviderError(AgenticError):
     """No agent provider is available to run (all filtered out)."""
 
     exit_code = EXIT_NO_PROVIDER
+
+
+class MCPServerError(AgenticError):
+    """An MCP server of a step cannot be used: not installed, not answering, crashed.
+
+    Fails the step (exit code 1) and is not recoverable: another LLM provider would meet
+    the same server. The message starts with the MCP id and never holds a secret value.
+    """
+
+    exit_code = EXIT_STEP_FAILED
+    recoverable = False
+
+    def __init__(self, mcp_id: str, message: str) -> None:
+        self.mcp_id = mcp_id
+        super().__init__(f"MCP server {mcp_id!r}: {message}")
 
 
 class Terminated(KeyboardInterrupt):
@@ -107,6 +157,53 @@ def interrupt_reason(exc: BaseException) -> str:
     return "interrupted (Ctrl-C)"
 
 
+#: pydantic error types whose own wording ("Field required") reads worse than ours.
+_PROBLEM_WORDS = {"extra_forbidden": "unknown field", "missing": "missing required field"}
+
+
+def from_validation_error(
+    exc: BaseException, *, file: str | os.PathLike[str] | None = None, prefix: str = "",
+) -> str:
+    """One line for a pydantic ``ValidationError``: the field path and the first problem.
+
+    The one place that words validation errors (catalog YAML, step specs, ``run.json``,
+    result files). Fields are written as a reader would: ``steps[0].description``.
+
+    Args:
+        exc: A pydantic ``ValidationError``; any other exception gives the first line of
+            its message (callers that also catch ``OSError`` pass it through unchanged).
+        file: What was validated; makes the line whole: ``<file>: field <path>: ...``.
+            Without it the line is a fragment, ``<path>: <problem>``, that the caller
+            frames (``f"field {line}"``, a ``CatalogError``'s ``field``).
+        prefix: Path of the validated object inside a larger document
+            (``agent_provider``, ``mcp_providers[0]``).
+
+    Returns:
+        ``[<file>: field ]<path>: <problem>[ (and N more problems)]``; the path is
+        ``(top level)`` for an error of the whole object.
+    """
+    problems: list[Any] = exc.errors() if callable(getattr(exc, "errors", None)) else []
+    if not problems:
+        lines = str(exc).strip().splitlines()
+        text = lines[0] if lines else type(exc).__name__
+        return f"{file}: {text}" if file else text
+    first = problems[0]
+    path = _field_path([prefix, *first["loc"]] if prefix else first["loc"])
+    problem = _PROBLEM_WORDS.get(first["type"]) or " ".join(str(first["msg"]).split())
+    more = len(problems) - 1
+    if more:
+        problem += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return f"{file}: field {path}: {problem}" if file else f"{path}: {problem}"
+
+
+def _field_path(parts: Any) -> str:
+    """``task.description`` / ``mcp_providers[0].resolved`` from a pydantic ``loc``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
 class StepFailed(AgenticError):
     """A step failed; ``recoverable`` says whether another attempt may help."""
 
@@ -124,3 +221,17 @@ class StepFailed(AgenticError):
         self.recoverable = recoverable
         self.recovery_hint = recovery_hint
         super().__init__(f"step {step_id}: {message}" if step_id else message)
+
+
+class RunCancelled(StepFailed):
+    """The run was cancelled (``RunOptions.cancel``): not a failure, not retried.
+
+    Raised inside an in-process crew between tasks (CrewAI offers no way to stop a kickoff
+    mid-task); distributed runs terminate the running step through its handle instead.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, reason: str = "cancelled", *, step_id: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(f"cancelled: {reason}", step_id=step_id)

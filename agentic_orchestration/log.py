@@ -172,8 +172,9 @@ def configure_logging(
     Raises:
         ConfigError: the level or format is not valid; the message names the variable.
     """
-    numeric = parse_level(settings.get("AGENTIC_LOG_LEVEL") if level is None else level)
-    chosen = parse_format(settings.get("AGENTIC_LOG_FORMAT") if fmt is None else fmt)
+    # The environment's values are parsed by their settings entries (one meaning everywhere).
+    numeric = parse_level(settings.value("AGENTIC_LOG_LEVEL") if level is None else level)
+    chosen = settings.value("AGENTIC_LOG_FORMAT") if fmt is None else parse_format(fmt)
 
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())

@@ -1,150 +1,376 @@
-"""Every ``AGENTIC_*`` environment variable in one place, with its default and meaning.
+"""Every ``AGENTIC_*`` environment variable in one place: its type, range, default and meaning.
 
-This module is deliberately light (stdlib only) because the CLI reads it before deciding
-whether to import CrewAI. The README's configuration table is checked against ``ENV_VARS``
-by a test, so the two cannot drift.
+``ENV_VARS`` is the table; each ``EnvVar`` (``_env_var``) parses its own value, so a value
+means the same wherever it is read. The CLI calls ``validate_all()`` before any work, so a
+bad value is one ``error: AGENTIC_X='...': <why>`` line and exit code 2, not a failure
+mid-run. The README's configuration tables are generated from ``ENV_VARS`` (``python -m
+agentic_orchestration.settings``) and a test keeps them equal.
 
-Values are read at call time (``get``/``get_bool``/``get_int``), never cached at import, so
+This module is deliberately light (stdlib only, no pydantic) because the CLI reads it before
+deciding whether to import CrewAI, and ``--help`` must stay fast.
+
+Values are read at call time (``value``/``current``/``get_*``), never cached at import, so
 tests and the CLI's ``--execution-backend`` override can change them per run.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+from agentic_orchestration._env_var import EnvVar, Kind
 from agentic_orchestration.errors import ConfigError
 
+__all__ = [
+    "ENV_VARS", "EnvVar", "Kind", "Settings", "check_folder_path", "config_dir", "current",
+    "extend_tool_path", "get", "get_bool", "get_float", "get_int", "get_path", "load",
+    "markdown_table", "quiet_crewai_network", "spec", "validate_all", "value",
+]
 
-@dataclass(frozen=True)
-class EnvVar:
-    name: str
-    default: str
-    meaning: str
+# --- the table ------------------------------------------------------------------------------
 
+_K8S = "kubernetes backend"
+_WEB = "web UI"
+_KB = "knowledge base"
+_ITER = "iterative plans and budgets"
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_EXECUTION_BACKEND", "inprocess",
-           "How steps run: `inprocess`, `subprocess` or `kubernetes`."),
+           "How steps run: `inprocess`, `subprocess` or `kubernetes`.",
+           kind="choice", choices=("inprocess", "subprocess", "kubernetes")),
     EnvVar("AGENTIC_CONFIG_DIR", "./config",
-           "Folder holding `agent_providers/`, `mcp_providers/` and `workflows/`."),
+           "Folder holding `agent_providers/`, `mcp_providers/` and `workflows/`.",
+           kind="path"),
     EnvVar("AGENTIC_EXTRA_AGENT_PROVIDERS_PATH", "",
-           "Extra agent provider YAML (a file or a folder), added to the catalog."),
+           "Extra agent provider YAML (a file or a folder), added to the catalog.",
+           kind="path"),
     EnvVar("AGENTIC_EXTRA_MCP_PROVIDERS_PATH", "",
-           "Extra MCP provider YAML (a file or a folder), added to the catalog."),
+           "Extra MCP provider YAML (a file or a folder), added to the catalog.",
+           kind="path"),
     EnvVar("AGENTIC_PLANNER_PROVIDER", "",
            "Agent provider id the planner uses; empty picks the best available one."),
-    EnvVar("AGENTIC_MAX_PLAN_STEPS", "6", "Upper bound on the steps of a dynamic plan."),
+    EnvVar("AGENTIC_MAX_PLAN_STEPS", "6", "Upper bound on the steps of a dynamic plan.",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_STEP_CONTEXT_CHARS", "4000",
-           "How many characters of the previous step's output go into the next task."),
+           "How many characters of the previous step's output go into the next task.",
+           kind="int", minimum=0),
     EnvVar("AGENTIC_PROGRESS", "1",
-           "`0` turns off `(progress)` lines and the live status."),
+           "`0` turns off `(progress)` lines and the live status.", kind="bool"),
     EnvVar("AGENTIC_FALLBACK", "1",
-           "`0` turns off the retry on the next available provider after a recoverable failure."),
+           "`0` turns off the retry on the next available provider after a recoverable failure.",
+           kind="bool"),
     EnvVar("AGENTIC_LOCAL_MODEL_PATH", "",
-           "GGUF file for the `local` provider; empty uses the bundled Gemma 3 270M."),
+           "GGUF file for the `local` provider; empty uses the bundled Gemma 3 270M.",
+           kind="path"),
     EnvVar("AGENTIC_LOCAL_CHAT_FORMAT", "",
            "llama.cpp chat format (e.g. `chatml`); empty: the GGUF's own template, or `gemma` "
            "when it has none (the bundled model)."),
     EnvVar("AGENTIC_LOCAL_PROMPT", "auto",
            "How the embedded model is prompted: `document` (a base model continues a "
            "document shaped like the answer), `chat` (chat template); `auto`: `document` "
-           "when the GGUF has no chat template and AGENTIC_LOCAL_CHAT_FORMAT is unset."),
-    EnvVar("AGENTIC_LOCAL_N_CTX", "8192", "Context window (tokens) of the embedded model."),
+           "when the GGUF has no chat template and AGENTIC_LOCAL_CHAT_FORMAT is unset.",
+           kind="choice", choices=("auto", "document", "chat")),
+    EnvVar("AGENTIC_LOCAL_N_CTX", "8192", "Context window (tokens) of the embedded model.",
+           kind="int", minimum=256),
     EnvVar("AGENTIC_LOCAL_MAX_TOKENS", "384",
-           "Default cap on tokens the embedded model writes per reply."),
+           "Default cap on tokens the embedded model writes per reply.",
+           kind="int", minimum=16),
     EnvVar("AGENTIC_LOCAL_THREADS", "",
-           "CPU threads for the embedded model; empty uses every core."),
+           "CPU threads for the embedded model; empty uses every core.",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_LOCAL_LLM_URL", "",
            "Base URL of an already running embedded-model server; empty starts the embedded "
-           "model in its own child process (workers get the coordinator's URL)."),
+           "model in its own child process (workers get the coordinator's URL).",
+           kind="url"),
     EnvVar("AGENTIC_LLAMA_CMAKE_ARGS", "",
            "Install time (`scripts/install.sh`): CMake flags for the llama-cpp-python build "
            "instead of the portable baseline (x86-64-v3 / armv8-a), e.g. `-DGGML_NATIVE=ON` "
            "or `-DGGML_CUDA=ON`; the cached wheel is keyed by them."),
     EnvVar("AGENTIC_LLM_TIMEOUT_SECONDS", "600",
-           "Timeout of one LLM HTTP request before the step counts as failed."),
+           "Timeout of one LLM HTTP request before the step counts as failed.",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS", "30",
            "Seconds an MCP server gets to start, answer `initialize` and list its tools; "
-           "past it the step fails naming the MCP id."),
+           "past it the step fails naming the MCP id.",
+           kind="float", minimum=0.1),
     EnvVar("AGENTIC_MCP_CALL_TIMEOUT_SECONDS", "60",
            "Seconds one MCP tool call may take (not retried); past it the step fails naming "
-           "the MCP id."),
+           "the MCP id.",
+           kind="float", minimum=0.1),
     EnvVar("AGENTIC_VRAM_GB", "",
-           "GPU memory (GB) for the `min_vram_gb` filter; empty detects it."),
+           "GPU memory (GB) for the `min_vram_gb` filter; empty detects it.",
+           kind="float", minimum=0),
     EnvVar("AGENTIC_SESSIONS_PATH", "~/.local/share/agentic-orchestration/sessions",
-           "Folder where session records (JSON, one per run) are written."),
+           "Folder where session records (JSON, one per run) are written.", kind="path"),
     EnvVar("AGENTIC_ARTIFACTS_PATH", "~/.local/share/agentic-orchestration/artifacts",
-           "Folder under which each run's files are saved, in `{run_id}/`."),
+           "Folder under which each run's files are saved, in `{run_id}/`.", kind="path"),
     EnvVar("AGENTIC_RUN_STORE_PATH", "",
            "Run store root shared by coordinator and workers ({run_id}/{step_id}/result.json); "
            "empty: `agentic-run-store-<uid>` in the system temp dir, refused when another "
-           "user owns it. Folders are created 0700, files 0600."),
+           "user owns it. Folders are created 0700, files 0600.",
+           kind="path"),
     EnvVar("AGENTIC_SUBPROCESS_WORKERS", "0",
            "`1` makes the `subprocess` backend run one worker process per step; "
-           "`0` runs it in-process."),
+           "`0` runs it in-process.",
+           kind="bool"),
     EnvVar("AGENTIC_SUBPROCESS_WARM", "1",
            "`1` forks step workers from a pre-started process that has CrewAI imported; "
-           "`0` starts a fresh `main.py --execute-step` per step."),
+           "`0` starts a fresh `main.py --execute-step` per step.",
+           kind="bool"),
     EnvVar("AGENTIC_STEP_TIMEOUT_SECONDS", "1800",
-           "A worker running longer than this is killed and the step fails (recoverable)."),
+           "A worker running longer than this is killed and the step fails (recoverable).",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_STEP_MAX_ATTEMPTS", "2",
-           "Attempts per step on distributed backends (retries follow `recovery_hint`)."),
+           "Attempts per step on distributed backends (retries follow `recovery_hint`).",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_CACHE_DIR", "~/.cache/agentic-orchestration",
            "Install cache: the llama-cpp-python wheel and the npm MCP servers, whose "
-           "`npm/bin` is put on PATH."),
-    EnvVar("AGENTIC_LOG_FORMAT", "text", "`json` writes log lines as JSON objects."),
-    EnvVar("AGENTIC_LOG_LEVEL", "WARNING", "Log level of the tool's own loggers."),
+           "`npm/bin` is put on PATH.",
+           kind="path"),
+    EnvVar("AGENTIC_LOG_FORMAT", "text", "`json` writes log lines as JSON objects.",
+           kind="choice", choices=("text", "json")),
+    EnvVar("AGENTIC_LOG_LEVEL", "WARNING", "Log level of the tool's own loggers.",
+           kind="choice", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
-           "`1` lets CrewAI send telemetry and check its version (off by default)."),
+           "`1` lets CrewAI send telemetry and check its version (off by default).",
+           kind="bool"),
+    # --- registered for features not built yet (names from the spec's env var table) -----
+    EnvVar("AGENTIC_K8S_NAMESPACE", "agentic-orchestration",
+           "Namespace of the step Jobs.", planned=_K8S),
+    EnvVar("AGENTIC_K8S_WORKER_IMAGE", "",
+           "Worker container image (`docker/Dockerfile.worker`); required on this backend.",
+           planned=_K8S),
+    EnvVar("AGENTIC_K8S_RUN_STORE_PVC", "",
+           "PersistentVolumeClaim (ReadWriteMany) holding the run store; required on this "
+           "backend.",
+           planned=_K8S),
+    EnvVar("AGENTIC_K8S_RUN_STORE_MOUNT", "/run/store",
+           "Where worker pods mount the run store PVC; the coordinator's "
+           "AGENTIC_RUN_STORE_PATH is the same volume.",
+           planned=_K8S),
+    EnvVar("AGENTIC_K8S_SERVICE_ACCOUNT", "",
+           "ServiceAccount of worker pods; empty: the namespace's default (workers need no "
+           "Kubernetes API access).",
+           planned=_K8S),
+    EnvVar("AGENTIC_K8S_ENV_SECRET", "",
+           "Secret whose keys become the worker's environment (provider keys), e.g. "
+           "`agentic-orchestrator-env`.",
+           planned=_K8S),
+    EnvVar("AGENTIC_K8S_JOB_TTL_SECONDS", "3600",
+           "`ttlSecondsAfterFinished` of a finished step Job.",
+           kind="int", minimum=0, planned=_K8S),
+    EnvVar("AGENTIC_K8S_WORKER_RESOURCES", "",
+           "Requests and limits of the worker container, e.g. "
+           "`{\"requests\": {\"cpu\": \"500m\"}}`.",
+           kind="json", planned=_K8S),
+    EnvVar("AGENTIC_K8S_GPU_PROVIDER_IDS", "",
+           "Agent provider ids whose steps get AGENTIC_K8S_GPU_NODE_SELECTOR.",
+           kind="list", planned=_K8S),
+    EnvVar("AGENTIC_K8S_GPU_NODE_SELECTOR", "",
+           "nodeSelector of steps whose provider is in AGENTIC_K8S_GPU_PROVIDER_IDS.",
+           kind="json", planned=_K8S),
+    EnvVar("AGENTIC_K8S_ALLOW_STDIO_MCPS", "0",
+           "`1` lets the planner use stdio MCP ids in kubernetes mode (needs a sidecar or "
+           "gateway for each).",
+           kind="bool", planned=_K8S),
+    EnvVar("AGENTIC_K8S_WORKER_STDIO_MCPS", "fetch_url",
+           "Stdio MCP ids run inside the worker container (`mcp-server-fetch` is in the "
+           "image).",
+           kind="list", planned=_K8S),
+    EnvVar("AGENTIC_K8S_MCP_FETCH_URL", "",
+           "Cluster HTTP gateway for `fetch_url` (its stdio entry rewritten to "
+           "streamable_http).",
+           kind="url", planned=_K8S),
+    EnvVar("AGENTIC_K8S_MCP_FILESYSTEM_URL", "",
+           "Cluster HTTP gateway for `filesystem_local`.", kind="url", planned=_K8S),
+    EnvVar("AGENTIC_K8S_POD_SIDECAR_MCPS", "",
+           "MCP ids served by an in-pod supergateway sidecar (e.g. `filesystem_local`).",
+           kind="list", planned=_K8S),
+    EnvVar("AGENTIC_K8S_SUPERGATEWAY_IMAGE", "supercorp/supergateway:uvx",
+           "Sidecar image of the stdio-to-HTTP bridge.", planned=_K8S),
+    EnvVar("AGENTIC_K8S_SUPERGATEWAY_STATEFUL", "0",
+           "`1` passes `--stateful` to supergateway.", kind="bool", planned=_K8S),
+    EnvVar("AGENTIC_K8S_WARM_POOL_ENABLED", "0",
+           "`1` dispatches steps without sidecars to idle warm-pool pods through a queue on "
+           "the PVC.",
+           kind="bool", planned=_K8S),
+    EnvVar("AGENTIC_K8S_DELEGATION_ENABLED", "0",
+           "`1` gives workers the `k8s_delegate_task` tool (needs the delegation broker).",
+           kind="bool", planned=_K8S),
+    EnvVar("AGENTIC_K8S_DELEGATION_TIMEOUT_SECONDS", "3600",
+           "How long a worker waits for the delegation broker's answer.",
+           kind="int", minimum=1, planned=_K8S),
+    EnvVar("AGENTIC_WEB_HOST", "127.0.0.1",
+           "Address `--web` binds to; any other than loopback requires AGENTIC_WEB_TOKEN.",
+           planned=_WEB),
+    EnvVar("AGENTIC_WEB_PORT", "8765", "Port `--web` listens on; `0` picks a free one.",
+           kind="int", minimum=0, maximum=65535, planned=_WEB),
+    EnvVar("AGENTIC_WEB_TOKEN", "",
+           "Token the web UI requires (`Authorization: Bearer`, or `?token=` once, which sets "
+           "a cookie); never logged.",
+           planned=_WEB),
+    EnvVar("AGENTIC_KB", "1",
+           "`0` stops giving the planner the past results most relevant to the goal.",
+           kind="bool", planned=_KB),
+    EnvVar("AGENTIC_MAX_REPLANS", "3",
+           "Most plan revisions in a `--dynamic-iterative` run.",
+           kind="int", minimum=0, planned=_ITER),
+    EnvVar("AGENTIC_MAX_PARALLEL_STEPS", "4",
+           "Most steps running at once on a distributed backend when their dependencies "
+           "allow it.",
+           kind="int", minimum=1, planned=_ITER),
+    EnvVar("AGENTIC_RUN_MAX_TOKENS", "",
+           "Token budget of a run: once spent, running steps are stopped and the run ends "
+           "as `budget_exceeded`; empty: no limit.",
+           kind="int", minimum=1, planned=_ITER),
+    EnvVar("AGENTIC_RUN_MAX_SECONDS", "",
+           "Wall-time budget of a run, as AGENTIC_RUN_MAX_TOKENS; empty: no limit.",
+           kind="int", minimum=1, planned=_ITER),
 )
 
 _BY_NAME = {v.name: v for v in ENV_VARS}
 
 
+# --- typed access ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every variable's typed value, read at once: ``s.step_timeout_seconds`` or
+    ``s["AGENTIC_STEP_TIMEOUT_SECONDS"]`` (unset optional values are ``None``)."""
+
+    values: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr == "values":
+            raise AttributeError(attr)
+        try:
+            return self.values[f"AGENTIC_{attr.upper()}"]
+        except KeyError:
+            raise AttributeError(f"no setting AGENTIC_{attr.upper()}") from None
+
+
+def spec(name: str) -> EnvVar:
+    """The registered ``EnvVar`` (``KeyError`` for a name that is not one)."""
+    return _BY_NAME[name]
+
+
+def value(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Typed value of one variable (``ConfigError`` naming it when the value is bad)."""
+    source = os.environ if environ is None else environ
+    return _BY_NAME[name].parse(source.get(name))
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse every registered variable.
+
+    Raises:
+        ConfigError: One line naming every bad variable with its value and why, e.g.
+            ``AGENTIC_STEP_TIMEOUT_SECONDS='0': must be at least 1``.
+    """
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for var in ENV_VARS:
+        try:
+            values[var.name] = var.parse(source.get(var.name))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return Settings(MappingProxyType(values))
+
+
+def current() -> Settings:
+    """The settings of ``os.environ`` now (re-read on each call; parsing is microseconds)."""
+    return load()
+
+
+def validate_all(environ: Mapping[str, str] | None = None) -> None:
+    """Fail now, before any work, if a registered variable holds a bad value."""
+    load(environ)
+
+
+# --- the older string-first accessors (same parsing as the table) ---------------------------
+
+
 def get(name: str) -> str:
-    """Value of a registered variable, or its default when unset or empty."""
+    """Raw text of a registered variable, or its default when unset or empty."""
     var = _BY_NAME[name]
-    value = os.environ.get(name, "")
-    return value if value.strip() else var.default
+    raw = os.environ.get(name, "")
+    return raw if raw.strip() else var.default
+
+
+def _as(name: str, kind: Kind, minimum: float | None) -> Any:
+    """Parse ``name`` as ``kind`` with the table's range, and at least ``minimum``."""
+    var = _BY_NAME[name]
+    floor = var.minimum if var.kind == kind else None
+    if minimum is not None:
+        floor = minimum if floor is None else max(floor, minimum)
+    checked = EnvVar(name, var.default, var.meaning, kind=kind, minimum=floor,
+                     maximum=var.maximum if var.kind == kind else None)
+    parsed = checked.parse(os.environ.get(name))
+    if parsed is None:
+        raise ConfigError(f"{name} is not set")
+    return parsed
 
 
 def get_bool(name: str) -> bool:
-    value = get(name).strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ConfigError(f"{name}={value!r} is not a boolean (use 1 or 0)")
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+    var = _BY_NAME[name]
+    return bool(EnvVar(name, var.default, var.meaning, kind="bool").parse(
+        os.environ.get(name)))
 
 
-def get_int(name: str, *, minimum: int = 0) -> int:
-    raw = get(name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be at least {minimum}")
-    return value
+def get_int(name: str, *, minimum: int | None = None) -> int:
+    """Integer value, within the table's range and at least ``minimum``."""
+    return int(_as(name, "int", minimum))
 
 
-def get_float(name: str, *, minimum: float = 0.0) -> float:
-    raw = get(name)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ConfigError(f"{name}={raw} must be a finite number of at least {minimum:g}")
-    return value
+def get_float(name: str, *, minimum: float | None = None) -> float:
+    """Finite number, within the table's range and at least ``minimum``."""
+    return float(_as(name, "float", minimum))
 
 
 def get_path(name: str) -> Path | None:
     value = get(name)
-    return Path(os.path.expanduser(value)) if value else None
+    return Path(os.path.expanduser(value)) if value.strip() else None
+
+
+# --- README ---------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(*, planned: bool = False) -> str:
+    """The README's configuration table: built variables, or (``planned``) the registered
+    ones of features not built yet, with a "Used by" column."""
+    if planned:
+        lines = ["| Variable | Type | Default | Used by (not built yet) | Meaning |",
+                 "|---|---|---|---|---|"]
+    else:
+        lines = ["| Variable | Type | Default | Meaning |", "|---|---|---|---|"]
+    for var in ENV_VARS:
+        if bool(var.planned) != planned:
+            continue
+        default = f"`{var.default}`" if var.default else "(unset)"
+        used_by = f" {var.planned} |" if planned else ""
+        lines.append(f"| `{var.name}` | {_cell(var.type_text)} | {default} |{used_by} "
+                     f"{_cell(var.meaning)} |")
+    return "\n".join(lines)
+
+
+# --- process set-up helpers -----------------------------------------------------------------
 
 
 def check_folder_path(name: str, path: Path | None = None) -> Path:
@@ -208,13 +434,13 @@ def quiet_crewai_network() -> None:
     """
     if get_bool("AGENTIC_CREWAI_TELEMETRY"):
         return
-    for key, value in (
+    for key, val in (
         ("CREWAI_DISABLE_TELEMETRY", "true"),
         ("OTEL_SDK_DISABLED", "true"),
         ("CREWAI_DISABLE_VERSION_CHECK", "true"),
         ("CREWAI_TRACING_ENABLED", "false"),
     ):
-        os.environ.setdefault(key, value)
+        os.environ.setdefault(key, val)
 
 
 def extend_tool_path() -> None:
@@ -225,11 +451,13 @@ def extend_tool_path() -> None:
     activated), the npm ones in ``$AGENTIC_CACHE_DIR/npm/bin``. Workers and MCP servers
     inherit the PATH set here.
     """
-    import sys
-
     cache = Path(os.path.expanduser(get("AGENTIC_CACHE_DIR")))
     extra = [str(Path(sys.executable).parent), str(cache / "npm" / "bin")]
     parts = os.environ.get("PATH", os.defpath).split(os.pathsep)
     missing = [d for d in extra if d not in parts and Path(d).is_dir()]
     if missing:
         os.environ["PATH"] = os.pathsep.join([*parts, *missing])
+
+
+if __name__ == "__main__":  # regenerate the README tables
+    sys.stdout.write(f"{markdown_table()}\n\n{markdown_table(planned=True)}\n")

@@ -66,7 +66,7 @@ want="$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)-$KEY"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing the package and its locked dependencies into .venv"
   pip_ install --quiet --force-reinstall --no-deps "$WHEEL" || die "installing $WHEEL failed"
-  pip_ install --quiet -c "$LOCK" -e ".[local,test,mcp-servers]" \
+  pip_ install --quiet -c "$LOCK" -e ".[local,test,mcp-servers,kubernetes,web]" \
     || die "installing the dependencies failed (see pip's output above)"
   .venv/bin/python -c "import crewai, llama_cpp, agentic_orchestration" \
     || die "the installed packages do not import (see above)"

@@ -192,7 +192,7 @@ def test_workflow_errors_name_step_and_field(tmp_path):
     bad.write_text("steps:\n  - agent_provider: a1\n    descripton: typo\n")
     with pytest.raises(CatalogError) as err:
         load_workflow(str(bad))
-    assert err.value.field in {"steps.0.descripton", "steps.0.description"}
+    assert err.value.field in {"steps[0].descripton", "steps[0].description"}
 
 
 def test_workflow_by_name_and_path(tmp_path):

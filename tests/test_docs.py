@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentic_orchestration.settings import ENV_VARS
+from agentic_orchestration.settings import ENV_VARS, markdown_table
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -18,6 +18,14 @@ def test_every_setting_is_in_the_readme_table_with_its_default():
                    None)
         assert row is not None, f"{var.name} missing from README"
         assert (f"`{var.default}`" if var.default else "(unset)") in row
+        assert var.type_text in row, f"{var.name}: type/range missing from README"
+
+
+def test_readme_tables_are_generated_from_the_settings():
+    # Type, range, default and meaning, row for row: regenerate with
+    # `python -m agentic_orchestration.settings` after changing ENV_VARS.
+    assert markdown_table() in README
+    assert markdown_table(planned=True) in README
 
 
 def test_code_reads_only_registered_agentic_variables():

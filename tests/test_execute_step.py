@@ -21,13 +21,13 @@ import pytest
 
 from agentic_orchestration.errors import StepSpecError
 from agentic_orchestration.log import NOISY_LOGGERS
+from agentic_orchestration.mcp.resolution import resolve_workflow_mcp_refs
 from agentic_orchestration.orchestration.backends.base import StepSpec
 from agentic_orchestration.orchestration.execute_step import (
     execute_step_main,
     load_step_spec,
     step_workflow,
 )
-from agentic_orchestration.orchestration.mcp_resolution import resolve_workflow_mcp_refs
 from agentic_orchestration.orchestration.run_store import FileSystemRunStore
 from agentic_orchestration.testing import HTTPErrorReply, ScriptedLLMServer
 

@@ -130,7 +130,7 @@ def alive(pid: int) -> bool:
     (good_meta(plan={"name": "wf", "steps": []}), "plan.steps"),
     (good_meta(backend=5), "backend"),
     (good_meta(backend=DROP), "backend"),
-    (good_meta(plan={"name": "wf", "steps": [{"agent_provider": "x"}]}), "plan.steps.0"),
+    (good_meta(plan={"name": "wf", "steps": [{"agent_provider": "x"}]}), "plan.steps[0]"),
     (good_meta(run_id="another-run"), "run_id"),
     (good_meta(schema_version="9"), "schema_version"),
     (good_meta(step_ids="gather"), "step_ids"),
@@ -358,12 +358,16 @@ def test_sigterm_to_a_warm_step_or_its_zygote_writes_an_interrupted_result(
     spec = write_worker_spec(tmp_path, store, scripted_llm.base_url)
     warm = WarmLauncher(preload=False)
     try:
-        handle = warm.launch(spec, run_id=RUN, step_id="draft",
+        from agentic_orchestration.orchestration.backends.base import StepSpec
+        from agentic_orchestration.orchestration.backends.launcher import StepExit
+
+        handle = warm.launch(StepSpec.model_validate_json(spec.read_text()), spec_path=spec,
                              log_path=tmp_path / "draft.log")
         assert reached.wait(120), (tmp_path / "draft.log").read_text()
         assert warm.zygote_pid is not None
-        os.kill(handle.pid if target == "child" else warm.zygote_pid, signal.SIGTERM)
-        assert handle.wait(30) == EXIT_INTERRUPTED, (tmp_path / "draft.log").read_text()
+        os.kill(int(handle.ref) if target == "child" else warm.zygote_pid, signal.SIGTERM)
+        assert handle.wait(30) == StepExit("exited", exit_code=EXIT_INTERRUPTED), (
+            tmp_path / "draft.log").read_text()
         assert_interrupted_result(store)
     finally:
         warm.close()

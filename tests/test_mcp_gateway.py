@@ -29,20 +29,19 @@ from conftest import REPO, write_catalog
 from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
 from agentic_orchestration.catalogs.mcp_providers_catalog import load_mcp_providers
 from agentic_orchestration.catalogs.models import MCPProviderEntry
-from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.orchestration.backends.base import RunOptions
-from agentic_orchestration.orchestration.backends.crewai import CrewAIExecutionBackend
-from agentic_orchestration.orchestration.mcp_gateway import (
+from agentic_orchestration.errors import ConfigError, MCPServerError
+from agentic_orchestration.mcp.gateway import (
     SupergatewayProcess,
     _descendants,
     rewrite_stdio_to_gateway,
 )
-from agentic_orchestration.orchestration.mcp_resolution import (
-    MCPServerError,
+from agentic_orchestration.mcp.resolution import (
     expand_env,
     resolve_workflow_mcp_refs,
     to_crewai_mcp,
 )
+from agentic_orchestration.orchestration.backends.base import RunOptions
+from agentic_orchestration.orchestration.backends.crewai import CrewAIExecutionBackend
 from agentic_orchestration.testing import ScriptedLLMServer, ToolCallReply
 
 GATEWAY = "http://127.0.0.1:18080/mcp"

@@ -25,9 +25,9 @@ import pytest
 from conftest import REPO, write_catalog
 
 from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
+from agentic_orchestration.mcp.gateway import _descendants
 from agentic_orchestration.orchestration.backends.base import RunOptions
 from agentic_orchestration.orchestration.backends.crewai import CrewAIExecutionBackend
-from agentic_orchestration.orchestration.mcp_gateway import _descendants
 from agentic_orchestration.testing import ScriptedLLMServer, ToolCallReply
 
 pytestmark = [

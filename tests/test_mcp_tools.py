@@ -5,7 +5,7 @@ servers of ``agentic_orchestration.testing.mcp_servers`` (working, hanging, cras
 stalling). The scripted LLM answers with OpenAI tool calls, picking the tool by the name
 CrewAI actually sent, then echoes the tool result it was given into the final answer: so
 each test proves the call happened, what the server received, and that the result reached
-the step's output. Each hotfix test fails without its fix (see ``crewai_mcp_hotfix``).
+the step's output. Each hotfix test fails without its fix (see ``mcp.crewai_hotfix``).
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ import pytest
 from conftest import write_catalog
 
 from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
-from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.orchestration.backends.base import RunOptions, StepSpec
-from agentic_orchestration.orchestration.mcp_resolution import (
-    MCPServerError,
+from agentic_orchestration.catalogs.filters import find_stdio_command
+from agentic_orchestration.errors import ConfigError, MCPServerError
+from agentic_orchestration.mcp.resolution import (
     check_stdio_command,
     crewai_mcps_for,
-    find_stdio_command,
     resolve_workflow_mcp_refs,
 )
+from agentic_orchestration.orchestration.backends.base import RunOptions, StepSpec
 from agentic_orchestration.testing import (
     RECORD_FILE_ENV,
     ScriptedLLMServer,
@@ -168,7 +167,7 @@ def test_mcp_sdk_stays_below_2_with_fetch_installed() -> None:
 
 
 def test_tool_name_is_valid_readable_and_unique() -> None:
-    from agentic_orchestration.orchestration.crewai_mcp_hotfix import mcp_tool_name
+    from agentic_orchestration.mcp.crewai_hotfix import mcp_tool_name
 
     assert mcp_tool_name("fetch_url", "fetch") == "fetch_url_fetch"
     assert mcp_tool_name("Files-Local", "readFile") == "files_local_read_file"
@@ -194,7 +193,7 @@ def test_crewai_still_needs_the_hotfix() -> None:
     from crewai.mcp.tool_resolver import MCPToolResolver
     from crewai.utilities.string_utils import sanitize_tool_name
 
-    from agentic_orchestration.orchestration.crewai_mcp_hotfix import apply_crewai_mcp_hotfix
+    from agentic_orchestration.mcp.crewai_hotfix import apply_crewai_mcp_hotfix
 
     apply_crewai_mcp_hotfix()
     defaults = inspect.signature(inspect.unwrap(MCPClient.__init__)).parameters
@@ -207,7 +206,7 @@ def test_crewai_still_needs_the_hotfix() -> None:
 
 
 def test_timeouts_come_from_env_and_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
+    from agentic_orchestration.mcp.crewai_hotfix import (
         apply_crewai_mcp_hotfix,
         mcp_timeouts,
     )
@@ -246,7 +245,7 @@ def test_missing_stdio_command_names_the_mcp(tmp_path: Path) -> None:
 
 def test_configs_carry_their_id_and_errors_hide_expanded_secrets(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
+    from agentic_orchestration.mcp.crewai_hotfix import (
         AgenticMCPServerHTTP,
         _describe,
     )

@@ -227,7 +227,7 @@ def test_masking_stream_masks_a_secret_written_in_pieces(tmp_path: Path) -> None
 
 
 def test_mcp_expansion_registers_values_and_credential_headers() -> None:
-    from agentic_orchestration.orchestration.mcp_resolution import expand_env
+    from agentic_orchestration.mcp.resolution import expand_env
 
     resolved = {"streamable_http": {"url": "https://h.example/${PLAIN_PATH}",
                                     "headers": {"X-Api-Key": "literal-key-12345",

@@ -65,7 +65,7 @@ def test_record_is_filled_from_plan_execution_and_artifacts(tmp_path: Path) -> N
     assert record.last_execution_backend == "inprocess"
     assert record.exit_code == 0 and record.result_text == "done" and record.error is None
     assert record.steps == [{
-        "step_id": "step_1", "agent_provider_id": "local", "exit_code": 0,
+        "step_id": "step_1", "agent_provider_id": "local", "status": "ok", "exit_code": 0,
         "result_text": "done", "error": None, "recoverable": False,
         "timing": {"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:02Z",
                    "duration_seconds": 2.0},

@@ -10,7 +10,7 @@ import pytest
 
 from agentic_orchestration.catalogs.models import MCPProviderEntry
 from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.orchestration.mcp_resolution import (
+from agentic_orchestration.mcp.resolution import (
     expand_env,
     referenced_env_vars,
     resolve_workflow_mcp_refs,

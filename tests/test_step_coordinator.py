@@ -1,15 +1,14 @@
 """StepCoordinator and per-step recovery, in isolation (spec F2.3, F2.6, K3.4, K3.5).
 
-``execute_step`` is the coordinator's seam (a backend's "launch one step and wait"), so the
-double here is a plain function returning scripted ``StepResult``s and recording the specs
-it received. Everything else is real: the filesystem run store in ``tmp_path``, the catalog's
-fallback chain, the progress reporter writing to (captured) stdout.
+The launcher is the coordinator's seam (a backend's "launch, check, terminate one step"),
+so the double here is ``testing.ScriptedLauncher`` playing scripted outcomes and recording
+the specs it received. Everything else is real: the filesystem run store in ``tmp_path``,
+the catalog's fallback chain, the progress reporter writing to (captured) stdout.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,20 @@ import pytest
 from agentic_orchestration.catalogs import AgentProviderEntry, Catalog
 from agentic_orchestration.errors import StepFailed, StepSpecError
 from agentic_orchestration.orchestration.backends.base import (
+    RecoveryHint,
     RunOptions,
     StepResult,
     StepSpec,
     TaskSpec,
 )
+from agentic_orchestration.orchestration.backends.launcher import CancelToken
 from agentic_orchestration.orchestration.run_store import FileSystemRunStore
 from agentic_orchestration.orchestration.step_context import PRIOR_OUTPUT_START
 from agentic_orchestration.orchestration.step_coordinator import StepCoordinator
 from agentic_orchestration.orchestration.step_recovery import (
-    HINT_HF_FALLBACK,
-    HINT_PROVIDER_FALLBACK,
-    HINT_WORKER_RETRY,
     provider_recovery,
 )
+from agentic_orchestration.testing.launcher import Outcome, ScriptedLauncher
 
 RUN = "run-test"
 STEP_IDS = ("step_1", "step_2", "step_3")
@@ -70,45 +69,28 @@ def ok(spec: StepSpec, text: str) -> StepResult:
 
 
 def fail(spec: StepSpec, error: str = "HTTP 500 from the LLM", *, recoverable: bool = True,
-         hint: str | None = HINT_PROVIDER_FALLBACK) -> StepResult:
+         hint: str | None = RecoveryHint.PROVIDER_FALLBACK) -> StepResult:
     return StepResult(run_id=spec.run_id, step_id=spec.step_id, exit_code=1, error=error,
                       recoverable=recoverable, recovery_hint=hint)
 
 
-#: What a scripted attempt does: return this text, build a result, or raise.
-Outcome = str | Callable[[StepSpec], StepResult] | BaseException
-
-
 def scripted(script: dict[str, list[Outcome]]
-             ) -> tuple[Callable[[StepSpec], StepResult], list[StepSpec]]:
-    """An ``execute_step`` playing ``script[step_id]`` attempt by attempt, and its inbox.
-
-    A step not in the script answers ``OUT-<n>``; a step whose script is used up fails the
-    test loudly, so an unexpected extra attempt cannot pass unnoticed.
-    """
-    received: list[StepSpec] = []
-    remaining = {k: list(v) for k, v in script.items()}
-
-    def execute_step(spec: StepSpec) -> StepResult:
-        received.append(spec)
-        if spec.step_id not in remaining:
-            return ok(spec, f"OUT-{spec.step_index + 1}")
-        assert remaining[spec.step_id], f"unexpected extra attempt of {spec.step_id}"
-        outcome = remaining[spec.step_id].pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return ok(spec, outcome) if isinstance(outcome, str) else outcome(spec)
-
-    return execute_step, received
+             ) -> tuple[ScriptedLauncher, list[StepSpec]]:
+    """A launcher playing ``script[step_id]`` attempt by attempt, and its inbox."""
+    launcher = ScriptedLauncher(script)
+    return launcher, launcher.received
 
 
-def run(execute_step: Callable[[StepSpec], StepResult], store: FileSystemRunStore, *,
+def run(launcher: ScriptedLauncher, store: FileSystemRunStore, *,
         steps: list[StepSpec] | None = None, resume: bool = False, sink: list[str] | None = None,
+        cancel: CancelToken | None = None, timeout: float = 60.0,
         **coordinator_kwargs: object):
+    launcher.store = store
     coordinator = StepCoordinator(backend_name="fake", **coordinator_kwargs)  # type: ignore[arg-type]
     return coordinator.run_workflow(
-        steps if steps is not None else specs(), execute_step=execute_step, run_store=store,
-        run_options=RunOptions(run_id=RUN, execution_error_sink=sink), resume=resume)
+        steps if steps is not None else specs(), launcher=launcher, run_store=store,
+        run_options=RunOptions(run_id=RUN, execution_error_sink=sink, cancel=cancel),
+        resume=resume, timeout=timeout)
 
 
 def progress_lines(out: str) -> list[str]:
@@ -199,7 +181,7 @@ def test_non_recoverable_failure_stops_the_run(
     assert lines[-1] == "(progress) run run-test finished: failed"
 
 
-def test_an_exception_from_execute_step_becomes_a_failed_result(
+def test_an_exception_from_launch_becomes_a_failed_result(
         store: FileSystemRunStore) -> None:
     execute_step, received = scripted({"step_2": [RuntimeError("launcher bug")]})
     result = run(execute_step, store, recover=lambda spec, res, n: spec, max_attempts=3)
@@ -219,7 +201,7 @@ def test_a_blank_answer_fails_the_step_recoverably(store: FileSystemRunStore) ->
     result = run(execute_step, store)
     assert result.exit_code == 1
     failed = result.step_results[0]
-    assert failed.recoverable and failed.recovery_hint == HINT_PROVIDER_FALLBACK
+    assert failed.recoverable and failed.recovery_hint == RecoveryHint.PROVIDER_FALLBACK
     assert "empty answer" in (failed.error or "")
 
 
@@ -234,7 +216,7 @@ def test_specs_of_another_run_are_refused(store: FileSystemRunStore) -> None:
 # -- retries ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hint", [HINT_PROVIDER_FALLBACK, HINT_HF_FALLBACK])
+@pytest.mark.parametrize("hint", [RecoveryHint.PROVIDER_FALLBACK, RecoveryHint.HF_LITELLM_FALLBACK])
 def test_recoverable_failure_is_retried_on_the_next_provider(
         hint: str, catalog: Catalog, store: FileSystemRunStore,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -305,7 +287,7 @@ def test_worker_retry_runs_the_same_spec_again(
         catalog: Catalog, store: FileSystemRunStore, capsys: pytest.CaptureFixture[str]) -> None:
     crashed = "worker exited with code -9 and no result.json"
     execute_step, received = scripted({"step_1": [
-        lambda s: fail(s, crashed, hint=HINT_WORKER_RETRY), "OUT-1"]})
+        lambda s: fail(s, crashed, hint=RecoveryHint.WORKER_RETRY), "OUT-1"]})
     result = run(execute_step, store, recover=provider_recovery(catalog))
 
     assert result.ok, result.error
@@ -326,7 +308,7 @@ def test_unknown_hint_is_not_retried(catalog: Catalog, store: FileSystemRunStore
 def test_recovery_after_a_worker_retry_does_not_skip_a_provider(catalog: Catalog) -> None:
     recover = provider_recovery(catalog)
     spec = specs(1)[0]
-    same = recover(spec, fail(spec, hint=HINT_WORKER_RETRY), 1)
+    same = recover(spec, fail(spec, hint=RecoveryHint.WORKER_RETRY), 1)
     assert same == spec
     second = recover(spec, fail(spec), 2)
     assert second is not None and second.agent_provider["id"] == "backup"

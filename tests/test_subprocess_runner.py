@@ -20,17 +20,22 @@ from pathlib import Path
 
 import pytest
 
-from agentic_orchestration.errors import BackendError
+from agentic_orchestration.errors import BackendError, ZygoteGone
+from agentic_orchestration.orchestration.backends.base import StepSpec, TaskSpec
+from agentic_orchestration.orchestration.backends.launcher import (
+    CancelToken,
+    StepExit,
+    StepHandle,
+    StepLauncher,
+)
 from agentic_orchestration.orchestration.backends.subprocess_runner import (
     ColdLauncher,
     FallbackLauncher,
-    StepHandle,
-    StepLauncher,
-    run_step_process,
     tail_log,
 )
-from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher, ZygoteGone
+from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
 from agentic_orchestration.orchestration.run_store import FileSystemRunStore
+from agentic_orchestration.orchestration.step_coordinator import launch_and_await
 
 pytestmark = [pytest.mark.backend_subprocess, pytest.mark.timeout(120)]
 
@@ -140,10 +145,27 @@ def launcher(request: pytest.FixtureRequest) -> StepLauncher:
     return request.getfixturevalue(request.param)
 
 
+def step(step_id: str) -> StepSpec:
+    """The coordinator's view of the step; the fake worker reads its own spec file."""
+    return StepSpec(run_id=RUN, step_id=step_id, step_index=0, workflow_name="w",
+                    task=TaskSpec(description="d", expected_output="e"), agent_provider={})
+
+
+def run_path(launcher: StepLauncher, store: FileSystemRunStore, step_id: str, spec_path: Path,
+             *, timeout: float = 60.0, cancel: CancelToken | None = None):
+    """One attempt exactly as the coordinator makes it (``launch_and_await``)."""
+    return launch_and_await(launcher, store, step(step_id), spec_path=spec_path,
+                            timeout=timeout, cancel=cancel)
+
+
 def run(launcher: StepLauncher, store: FileSystemRunStore, step_id: str, mode: str,
-        timeout: float = 60.0):
-    spec = make_spec(store, step_id, mode)
-    return run_step_process(launcher, store, spec, run_id=RUN, step_id=step_id, timeout=timeout)
+        timeout: float = 60.0, cancel: CancelToken | None = None):
+    return run_path(launcher, store, step_id, make_spec(store, step_id, mode), timeout=timeout,
+                    cancel=cancel)
+
+
+def launch(launcher: StepLauncher, spec_path: Path, step_id: str, log: Path) -> StepHandle:
+    return launcher.launch(step(step_id), spec_path=spec_path, log_path=log)
 
 
 def worker_info(result) -> dict:
@@ -169,7 +191,7 @@ def test_hang_is_killed_at_the_timeout(launcher, store) -> None:
     result = run(launcher, store, "s1", "hang", timeout=1.0)
     assert time.monotonic() - began < 1.0 + 5.0  # the 1 s timeout, plus slack for a busy CI box
     assert not result.ok
-    assert result.error == "step timed out after 1s (worker killed)"
+    assert result.error == "step timed out after 1s (worker stopped)"
     assert result.recoverable and result.recovery_hint == "worker_retry"
     assert result.timing is not None
 
@@ -209,15 +231,45 @@ def test_warm_step_that_raises_exits_1_with_the_traceback_in_its_log(warm, store
 
 # -- kill and interrupt -------------------------------------------------------------------
 
-def test_handle_kill_stops_a_running_worker(launcher, store) -> None:
+def test_handle_terminate_stops_a_running_worker(launcher, store) -> None:
     spec = make_spec(store, "s1", "hang")
     log = store.result_path(RUN, "s1").parent / "worker.log"
-    handle = launcher.launch(spec, run_id=RUN, step_id="s1", log_path=log)
+    handle = launch(launcher, spec, "s1", log)
     assert handle.wait(0.3) is None
-    handle.kill()
-    assert handle.wait(1.0) == -signal.SIGKILL
-    handle.kill()  # idempotent
-    assert_gone(handle.pid)
+    handle.terminate()
+    assert handle.wait(1.0) == StepExit("signalled", signal="SIGKILL")
+    handle.terminate()  # idempotent
+    assert_gone(int(handle.ref))
+
+
+class _Recording(StepLauncher):
+    """Wraps a real launcher and keeps the handles it returned."""
+
+    name = "recording"
+
+    def __init__(self, inner: StepLauncher) -> None:
+        self.inner = inner
+        self.handles: list[StepHandle] = []
+
+    def launch(self, spec, *, spec_path, log_path):
+        self.handles.append(self.inner.launch(spec, spec_path=spec_path, log_path=log_path))
+        return self.handles[-1]
+
+
+def test_cancel_from_another_thread_stops_the_worker_within_a_second(launcher, store) -> None:
+    import threading
+
+    token = CancelToken()
+    recording = _Recording(launcher)
+    timer = threading.Timer(1.0, token.cancel, args=("cancel button",))
+    began = time.monotonic()
+    timer.start()
+    result = run(recording, store, "s1", "hang", cancel=token)
+    stopped = time.monotonic() - began - 1.0
+    assert result.cancelled and result.error == "cancelled: cancel button"
+    assert not result.recoverable and result.exit_code == 130
+    assert stopped < 1.0, f"the step took {stopped:.2f}s to stop after the cancel"
+    assert_gone(int(recording.handles[0].ref), within=0.5)
 
 
 class _InterruptingLauncher(StepLauncher):
@@ -229,8 +281,8 @@ class _InterruptingLauncher(StepLauncher):
         self.inner = inner
         self.handle: StepHandle | None = None
 
-    def launch(self, spec_path, *, run_id, step_id, log_path):
-        handle = self.inner.launch(spec_path, run_id=run_id, step_id=step_id, log_path=log_path)
+    def launch(self, spec, *, spec_path, log_path):
+        handle = self.inner.launch(spec, spec_path=spec_path, log_path=log_path)
         self.handle = handle
         real_wait = handle.wait
 
@@ -247,7 +299,7 @@ def test_keyboard_interrupt_kills_the_worker_and_propagates(launcher, store) -> 
     with pytest.raises(KeyboardInterrupt):
         run(interrupting, store, "s1", "hang")
     assert interrupting.handle is not None
-    assert_gone(interrupting.handle.pid)
+    assert_gone(int(interrupting.handle.ref))
 
 
 # -- the warm zygote ----------------------------------------------------------------------
@@ -278,7 +330,7 @@ def test_killed_zygote_gives_a_clear_error(warm, store) -> None:
     spec = make_spec(store, "s1", "ok")
     with pytest.raises(ZygoteGone, match=r"warm worker process \(pid \d+\) was killed by "
                                          r"signal SIGKILL when asked to fork a step"):
-        warm.launch(spec, run_id=RUN, step_id="s1", log_path=spec.with_suffix(".log"))
+        launch(warm, spec, "s1", spec.with_suffix(".log"))
 
 
 def test_fallback_launcher_goes_cold_when_the_zygote_is_gone(warm, cold, store) -> None:
@@ -298,27 +350,29 @@ def test_zygote_that_cannot_import_its_target_fails_launch(fake, store) -> None:
     try:
         spec = make_spec(store, "s1", "ok")
         with pytest.raises(BackendError, match=r"start-up failed.*no_such_module_here"):
-            launcher.launch(spec, run_id=RUN, step_id="s1", log_path=spec.with_suffix(".log"))
+            launch(launcher, spec, "s1", spec.with_suffix(".log"))
     finally:
         launcher.close()
 
 
 def test_zygote_dying_mid_step_kills_the_step(warm, store) -> None:
     spec = make_spec(store, "s1", "hang")
-    handle = warm.launch(spec, run_id=RUN, step_id="s1", log_path=spec.with_suffix(".log"))
+    handle = launch(warm, spec, "s1", spec.with_suffix(".log"))
     os.kill(warm.zygote_pid, signal.SIGKILL)
-    assert handle.wait(5.0) == -signal.SIGKILL
-    assert_gone(handle.pid)
+    outcome = handle.wait(5.0)
+    assert outcome is not None and outcome.reason == "lost"
+    assert "warm worker process died" in outcome.detail
+    assert_gone(int(handle.ref))
 
 
 def test_zygote_exits_on_stdin_eof_and_kills_running_steps(warm, store) -> None:
     spec = make_spec(store, "s1", "hang")
-    handle = warm.launch(spec, run_id=RUN, step_id="s1", log_path=spec.with_suffix(".log"))
+    handle = launch(warm, spec, "s1", spec.with_suffix(".log"))
     zygote = warm._proc
     assert zygote is not None and zygote.stdin is not None
     zygote.stdin.close()  # what the kernel does when the coordinator dies
     assert zygote.wait(5) == 0
-    assert_gone(handle.pid)
+    assert_gone(int(handle.ref))
 
 
 def test_real_zygote_preloads_crewai_and_forks_each_step(fake, store) -> None:
@@ -330,8 +384,7 @@ def test_real_zygote_preloads_crewai_and_forks_each_step(fake, store) -> None:
         results = []
         for step_id in ("s1", "s2"):
             spec = make_spec(store, step_id, "probe", modules=modules)
-            results.append(run_step_process(launcher, store, spec, run_id=RUN,
-                                            step_id=step_id, timeout=60))
+            results.append(run_path(launcher, store, step_id, spec))
     finally:
         zygote = launcher.zygote_pid
         launcher.close()
@@ -347,8 +400,8 @@ def test_real_zygote_preloads_crewai_and_forks_each_step(fake, store) -> None:
 
 def test_cold_launcher_runs_main_py_by_default(store) -> None:
     """The real command line rejects a spec that does not exist with exit 2, no result."""
-    result = run_step_process(ColdLauncher(), store, store.run_dir(RUN) / "missing.json",
-                              run_id=RUN, step_id="s1", timeout=120)
+    result = run_path(ColdLauncher(), store, "s1", store.run_dir(RUN) / "missing.json",
+                      timeout=120)
     assert "code 2" in (result.error or "") and not result.recoverable
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agentic_orchestration.errors import CatalogError
+from agentic_orchestration.errors import CatalogError, from_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,17 +65,7 @@ def validate_entry(model: type[M], raw: dict[str, Any], path: Path) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif first["type"] == "missing":
-            message = "missing required field"
-        else:
-            message = first["msg"]
-        more = len(exc.errors()) - 1
-        if more:
-            message += f" (and {more} more problem{'s' if more > 1 else ''})"
+        field, _, message = from_validation_error(exc).partition(": ")
         raise CatalogError(message, file=str(path), entry_id=entry_id, field=field) from None
 
 

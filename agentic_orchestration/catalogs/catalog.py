@@ -24,6 +24,8 @@ from agentic_orchestration.errors import CatalogError, NoProviderError
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Catalog", "load_catalog", "with_llm_of"]
+
 #: Fields that define *which LLM* answers; the rest (role, goal, backstory) is the persona.
 LLM_FIELDS = ("type", "model", "openai_base_url", "ollama_host", "api_key_env", "required_env",
               "min_vram_gb", "priority")

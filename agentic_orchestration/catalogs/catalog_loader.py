@@ -8,8 +8,10 @@ from agentic_orchestration import settings
 from agentic_orchestration.catalogs._yaml import load_entries
 from agentic_orchestration.catalogs.models import AgentProviderEntry
 
+__all__ = ["load_agent_providers"]
 
-def agent_provider_paths(config_dir: Path | None = None) -> list[Path]:
+
+def _agent_provider_paths(config_dir: Path | None = None) -> list[Path]:
     base = (config_dir or settings.config_dir()) / "agent_providers"
     paths = [base]
     extra = settings.get_path("AGENTIC_EXTRA_AGENT_PROVIDERS_PATH")
@@ -20,4 +22,4 @@ def agent_provider_paths(config_dir: Path | None = None) -> list[Path]:
 
 def load_agent_providers(config_dir: Path | None = None) -> dict[str, AgentProviderEntry]:
     """All agent provider entries by id, before any availability filter."""
-    return load_entries(agent_provider_paths(config_dir), AgentProviderEntry)
+    return load_entries(_agent_provider_paths(config_dir), AgentProviderEntry)

@@ -13,12 +13,14 @@ from agentic_orchestration.catalogs._yaml import YAML_SUFFIXES, read_yaml, valid
 from agentic_orchestration.catalogs.models import WorkflowConfig
 from agentic_orchestration.errors import CatalogError
 
+__all__ = ["load_workflow", "load_workflows"]
 
-def workflows_dir(config_dir: Path | None = None) -> Path:
+
+def _workflows_dir(config_dir: Path | None = None) -> Path:
     return (config_dir or settings.config_dir()) / "workflows"
 
 
-def load_workflow_file(path: Path) -> WorkflowConfig:
+def _load_workflow_file(path: Path) -> WorkflowConfig:
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise CatalogError("a workflow file must hold one mapping", file=str(path))
@@ -28,12 +30,12 @@ def load_workflow_file(path: Path) -> WorkflowConfig:
 
 def load_workflows(config_dir: Path | None = None) -> dict[str, WorkflowConfig]:
     """Every static workflow by name; two files with one name is an error."""
-    folder = workflows_dir(config_dir)
+    folder = _workflows_dir(config_dir)
     workflows: dict[str, WorkflowConfig] = {}
     if not folder.is_dir():
         return workflows
     for path in sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES):
-        workflow = load_workflow_file(path)
+        workflow = _load_workflow_file(path)
         if workflow.name in workflows:
             raise CatalogError("duplicate workflow name", file=str(path),
                                entry_id=workflow.name, field="name")
@@ -47,7 +49,7 @@ def load_workflow(name_or_path: str, config_dir: Path | None = None) -> Workflow
     if candidate.suffix in YAML_SUFFIXES or candidate.is_file():
         if not candidate.is_file():
             raise CatalogError("workflow file not found", file=name_or_path)
-        return load_workflow_file(candidate)
+        return _load_workflow_file(candidate)
     workflows = load_workflows(config_dir)
     if name_or_path not in workflows:
         known = ", ".join(sorted(workflows)) or "none"

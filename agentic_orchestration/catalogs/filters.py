@@ -17,6 +17,14 @@ from typing import TypeVar
 
 from agentic_orchestration.catalogs.models import AgentProviderEntry, MCPProviderEntry
 
+__all__ = [
+    "filter_entries_by_api_credentials",
+    "filter_entries_by_hardware",
+    "filter_mcp_entries_by_api_credentials",
+    "filter_mcp_entries_by_installed_command",
+    "find_stdio_command",
+]
+
 E = TypeVar("E", AgentProviderEntry, MCPProviderEntry)
 Excluded = dict[str, str]
 
@@ -88,16 +96,13 @@ def filter_mcp_entries_by_installed_command(
     return kept, excluded
 
 
-def detect_vram_gb() -> float:
+def _detect_vram_gb() -> float:
     """Largest GPU memory found (GiB), ``AGENTIC_VRAM_GB`` overriding; 0 without a GPU."""
-    override = os.environ.get("AGENTIC_VRAM_GB", "").strip()
-    if override:
-        try:
-            return float(override)
-        except ValueError:
-            from agentic_orchestration.errors import ConfigError
+    from agentic_orchestration import settings
 
-            raise ConfigError(f"AGENTIC_VRAM_GB={override!r} is not a number") from None
+    override = settings.value("AGENTIC_VRAM_GB")  # a number >= 0, or None when unset
+    if override is not None:
+        return float(override)
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return 0.0
@@ -121,7 +126,7 @@ def filter_entries_by_hardware(
     for entry in entries:
         if entry.min_vram_gb:
             if available is None:
-                available = detect_vram_gb()
+                available = _detect_vram_gb()
             if entry.min_vram_gb > available:
                 excluded[entry.id] = (
                     f"needs {entry.min_vram_gb:g} GB VRAM, found {available:g} GB"

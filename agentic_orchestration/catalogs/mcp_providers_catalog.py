@@ -8,8 +8,10 @@ from agentic_orchestration import settings
 from agentic_orchestration.catalogs._yaml import load_entries
 from agentic_orchestration.catalogs.models import MCPProviderEntry
 
+__all__ = ["load_mcp_providers"]
 
-def mcp_provider_paths(config_dir: Path | None = None) -> list[Path]:
+
+def _mcp_provider_paths(config_dir: Path | None = None) -> list[Path]:
     base = (config_dir or settings.config_dir()) / "mcp_providers"
     paths = [base]
     extra = settings.get_path("AGENTIC_EXTRA_MCP_PROVIDERS_PATH")
@@ -20,4 +22,4 @@ def mcp_provider_paths(config_dir: Path | None = None) -> list[Path]:
 
 def load_mcp_providers(config_dir: Path | None = None) -> dict[str, MCPProviderEntry]:
     """All MCP provider entries by id, before any availability filter."""
-    return load_entries(mcp_provider_paths(config_dir), MCPProviderEntry)
+    return load_entries(_mcp_provider_paths(config_dir), MCPProviderEntry)

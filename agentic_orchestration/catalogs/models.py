@@ -6,7 +6,7 @@ MCP servers are a union by transport (``stdio`` / ``streamable_http``), close to
 
 Secrets are never values here: ``required_env`` and ``api_key_env`` name environment
 variables, and ``${VAR}`` references in MCP env/url/headers are expanded only by the process
-that starts the server (see ``orchestration.mcp_resolution``).
+that starts the server (see ``mcp.resolution``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,17 @@ import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "AgentProviderEntry",
+    "MCPProviderEntry",
+    "ProviderType",
+    "RouterRule",
+    "StdioServer",
+    "StepConfig",
+    "StreamableHttpServer",
+    "WorkflowConfig",
+]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

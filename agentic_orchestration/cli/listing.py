@@ -5,6 +5,8 @@ from __future__ import annotations
 from agentic_orchestration.catalogs import Catalog, load_catalog
 from agentic_orchestration.errors import AgenticError
 
+__all__ = ["run_listings"]
+
 
 def _table(title: str, rows: list[tuple[str, str, str, str]]) -> list[str]:
     lines = [title]
@@ -17,7 +19,7 @@ def _table(title: str, rows: list[tuple[str, str, str, str]]) -> list[str]:
     return lines
 
 
-def agent_lines(catalog: Catalog) -> list[str]:
+def _agent_lines(catalog: Catalog) -> list[str]:
     rows = []
     for entry in sorted(catalog.agents.values(), key=lambda e: (e.priority, e.id)):
         reason = catalog.agent_exclusions.get(entry.id)
@@ -32,7 +34,7 @@ def agent_lines(catalog: Catalog) -> list[str]:
     return lines
 
 
-def mcp_lines(catalog: Catalog) -> list[str]:
+def _mcp_lines(catalog: Catalog) -> list[str]:
     rows = []
     for entry in catalog.mcps.values():
         reason = catalog.mcp_exclusions.get(entry.id)
@@ -42,7 +44,7 @@ def mcp_lines(catalog: Catalog) -> list[str]:
     return _table("MCP providers (id, transport, status, description or reason):", rows)
 
 
-def workflow_lines(catalog: Catalog) -> list[str]:
+def _workflow_lines(catalog: Catalog) -> list[str]:
     rows = []
     for workflow in catalog.workflows.values():
         try:
@@ -64,10 +66,10 @@ def run_listings(*, agents: bool, mcps: bool, workflows: bool) -> int:
     catalog = load_catalog(include_workflows=workflows)
     blocks = []
     if agents:
-        blocks.append(agent_lines(catalog))
+        blocks.append(_agent_lines(catalog))
     if mcps:
-        blocks.append(mcp_lines(catalog))
+        blocks.append(_mcp_lines(catalog))
     if workflows:
-        blocks.append(workflow_lines(catalog))
+        blocks.append(_workflow_lines(catalog))
     print("\n\n".join("\n".join(block) for block in blocks))
     return 0

@@ -20,6 +20,8 @@ from agentic_orchestration.errors import (
     interrupt_reason,
 )
 
+__all__ = ["entrypoint", "main"]
+
 EPILOG = """\
 exit codes: 0 success, 1 a step failed, 2 bad input or configuration,
             3 no valid plan, 4 no usable agent provider, 130 interrupted (Ctrl-C, SIGTERM).
@@ -32,7 +34,7 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentic-orchestration",
         description="Turn a goal into a plan of LLM-agent steps and run it.",
@@ -124,9 +126,16 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.execute_step is None:
+            # Every AGENTIC_* value is checked before any work: a bad one is exit 2 naming
+            # it, not a failure after planning. A worker inherits the env its coordinator
+            # checked, and reports a bad value in its result.json rather than exiting here.
+            from agentic_orchestration import settings
+
+            settings.validate_all()
         with sigterm_interrupts():  # SIGTERM (docker stop, Kubernetes) cleans up as Ctrl-C
             return _dispatch(args, parser)
     except AgenticError as exc:

@@ -20,6 +20,8 @@ from agentic_orchestration.errors import EXIT_OK, ConfigError
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["resume", "run"]
+
 
 def _resolve_config(
     catalog: Catalog, *, goal: str, workflow: str | None, use_router: bool
@@ -60,7 +62,7 @@ def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: boo
     for step in failed:
         write(f"\nstep {step.step_id} failed: {step.error}\n")
     write(f"\nRun {result.run_id} on {result.backend}: "
-          f"{'ok' if result.ok else 'failed'}; session {session_path}\n")
+          f"{result.status}; session {session_path}\n")
 
 
 def _check_output_folders(*, run_store: bool) -> None:
@@ -201,8 +203,9 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     meta = load_run_meta(run_store_from_env(), run_id)  # exit 2 naming run.json and field
     config: WorkflowConfig = meta.plan
     backend = execution_backend_from_env(backend_override or meta.backend)
-    if not backend.supports_distributed_steps:
-        raise ConfigError(f"--resume needs a distributed backend, not {backend.name!r}")
+    if not backend.supports_resume:
+        raise ConfigError(f"--resume needs a backend that keeps a run store, not "
+                          f"{backend.name!r}")
     try:
         record = load_session(run_id)
     except ConfigError:

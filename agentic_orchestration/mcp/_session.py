@@ -1,6 +1,6 @@
 """One MCP session per server for a whole agent run, on its own event-loop thread.
 
-Used by ``crewai_mcp_hotfix`` instead of CrewAI's connect-per-call (its fix 1). CrewAI's
+Used by ``crewai_hotfix`` instead of CrewAI's connect-per-call (its fix 1). CrewAI's
 ``MCPClient`` still does the protocol work (and emits CrewAI's MCP events); this module only
 keeps one client alive between calls:
 

@@ -3,7 +3,7 @@
 Measured with real servers (``agentic_orchestration.testing.mcp_servers``, mcp-server-fetch)
 and the scripted LLM; each fix has a test in ``tests/test_mcp_tools.py`` that fails without
 it. Only servers attached by us (``AgenticMCPServerStdio`` / ``AgenticMCPServerHTTP``, built
-by ``mcp_resolution.to_crewai_mcp``) take the fixed path; any other MCP config an agent may
+by ``mcp.resolution.to_crewai_mcp``) take the fixed path; any other MCP config an agent may
 carry goes through CrewAI unchanged.
 
 1. **A new connection per call, with timeouts that cannot be set.** CrewAI lists a server's
@@ -14,7 +14,7 @@ carry goes through CrewAI unchanged.
    ``list_tools``, 30 s per call, and 3 tries with 1 + 2 s of backoff on any error, so a
    server that never answered held the step 30 s, a stalled call 93 s, and a crashed server
    was "retried" for 3 s. Fix: one session per server for the agent's task
-   (``_mcp_session.MCPSession``, CrewAI's own ``MCPClient`` kept alive on a loop thread),
+   (``mcp._session.MCPSession``, CrewAI's own ``MCPClient`` kept alive on a loop thread),
    opened within ``AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS`` (start + initialize + list tools,
    one deadline), each call within ``AGENTIC_MCP_CALL_TIMEOUT_SECONDS``, one try (a call may
    have side effects; retrying a timed-out one runs it twice).
@@ -50,7 +50,7 @@ streamable-HTTP result (``MCPNativeTool._run`` calls ``asyncio.run`` inside an
 means to ignore, but ``find_transport_failure`` follows ``__context__`` to "no running event
 loop" and raises it: the tool ran, the LLM got an error). Our tools never take that path.
 Left alone: ``StdioTransport`` prints a traceback when a command cannot start
-(``mcp_resolution.check_stdio_command`` catches a missing command earlier), and CrewAI's
+(``mcp.resolution.check_stdio_command`` catches a missing command earlier), and CrewAI's
 per-tool ``tool_filter`` (our configs never set one).
 """
 
@@ -79,8 +79,8 @@ from crewai.utilities.string_utils import sanitize_tool_name
 from pydantic import Field
 
 from agentic_orchestration import settings
-from agentic_orchestration.orchestration._mcp_session import MCPSession
-from agentic_orchestration.orchestration.mcp_resolution import MCPServerError
+from agentic_orchestration.errors import MCPServerError
+from agentic_orchestration.mcp._session import MCPSession
 
 logger = logging.getLogger(__name__)
 

@@ -30,14 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from agentic_orchestration.catalogs.models import MCPProviderEntry, StreamableHttpServer
-from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.orchestration.mcp_resolution import (
-    MCPServerError,
-    expand_env,
-    referenced_env_vars,
-)
+from agentic_orchestration.errors import ConfigError, MCPServerError
+from agentic_orchestration.mcp.resolution import expand_env, referenced_env_vars
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["SupergatewayProcess", "rewrite_stdio_to_gateway"]
 
 HEALTH_PATH = "/healthz"
 MCP_PATH = "/mcp"

@@ -13,7 +13,7 @@ Three stages, split by *where* they may run:
    so it is masked in everything this process writes or prints.
 3. :func:`to_crewai_mcp`: the expanded dict becomes ``crewai.mcp.MCPServerStdio`` or
    ``MCPServerHTTP`` (CrewAI imported lazily, here only), tagged with its MCP id and the
-   secret values to hide, for ``crewai_mcp_hotfix``.
+   secret values to hide, for ``mcp.crewai_hotfix``.
 
 :func:`crewai_mcps_for` does 2 and 3 for a step's refs, plus the attach-time health check
 (:func:`check_stdio_command`): a stdio command that is not installed fails the step before
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration.catalogs.filters import find_stdio_command
 from agentic_orchestration.catalogs.models import MCPProviderEntry
-from agentic_orchestration.errors import EXIT_STEP_FAILED, AgenticError, ConfigError
+from agentic_orchestration.errors import ConfigError, MCPServerError
 from agentic_orchestration.redaction import register_values
 
 if TYPE_CHECKING:
@@ -38,27 +38,22 @@ if TYPE_CHECKING:
 
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
 
+__all__ = [
+    "check_mcp_env",
+    "check_stdio_command",
+    "crewai_mcps_for",
+    "expand_env",
+    "referenced_env_vars",
+    "resolve_workflow_mcp_refs",
+    "to_crewai_mcp",
+]
+
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TRANSPORTS = ("stdio", "streamable_http")
 #: Expanded values shorter than this are not redacted (they would mangle ordinary words).
 _MIN_SECRET_LEN = 4
 #: Header names (lowercase, or containing one of these words) whose values are credentials.
 _CREDENTIAL_HEADER_WORDS = ("auth", "cookie", "key", "token", "secret", "password")
-
-
-class MCPServerError(AgenticError):
-    """An MCP server of a step cannot be used: not installed, not answering, crashed.
-
-    Fails the step (exit code 1) and is not recoverable: another LLM provider would meet
-    the same server. The message starts with the MCP id and never holds a secret value.
-    """
-
-    exit_code = EXIT_STEP_FAILED
-    recoverable = False
-
-    def __init__(self, mcp_id: str, message: str) -> None:
-        self.mcp_id = mcp_id
-        super().__init__(f"MCP server {mcp_id!r}: {message}")
 
 
 def resolve_workflow_mcp_refs(
@@ -148,11 +143,11 @@ def expand_env(
 
     result = walk(dict(resolved))
     register_values(expanded)
-    register_values(credential_header_values(resolved, result))
+    register_values(_credential_header_values(resolved, result))
     return result
 
 
-def credential_header_values(resolved: Mapping[str, Any], expanded: Mapping[str, Any]
+def _credential_header_values(resolved: Mapping[str, Any], expanded: Mapping[str, Any]
                              ) -> list[str]:
     """Expanded HTTP header values that are credentials: those built from a ``${VAR}`` and
     those of a header whose name says so (``Authorization``, ``X-Api-Key``, ``Cookie``...)."""
@@ -228,7 +223,7 @@ def to_crewai_mcp(
     from agentic_orchestration import settings
 
     settings.quiet_crewai_network()
-    from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
+    from agentic_orchestration.mcp.crewai_hotfix import (
         AgenticMCPServerHTTP,
         AgenticMCPServerStdio,
     )

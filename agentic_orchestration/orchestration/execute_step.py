@@ -56,11 +56,13 @@ from agentic_orchestration.errors import (
     AgenticError,
     StepSpecError,
     Terminated,
+    from_validation_error,
     interrupt_reason,
 )
 from agentic_orchestration.log import StepLoggerAdapter, configure_logging
 from agentic_orchestration.orchestration.backends.base import (
     SCHEMA_VERSION,
+    RecoveryHint,
     RunOptions,
     StepResult,
     StepSpec,
@@ -68,7 +70,6 @@ from agentic_orchestration.orchestration.backends.base import (
     utc_now,
 )
 from agentic_orchestration.orchestration.execution_fallback import (
-    HINT_WORKER_RETRY,
     classify_exception,
     error_text,
 )
@@ -99,12 +100,6 @@ def _field_path(parts: Any) -> str:
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
-
-
-def _pydantic_problem(exc: ValidationError, prefix: str) -> str:
-    first = exc.errors()[0]
-    path = _field_path([prefix, *first["loc"]]) if prefix else _field_path(first["loc"])
-    return f"field {path}: {one_line(first['msg'])}"
 
 
 def load_step_spec(path: str | Path, *, run_id: str, step_id: str) -> StepSpec:
@@ -147,7 +142,7 @@ def load_step_spec(path: str | Path, *, run_id: str, step_id: str) -> StepSpec:
     try:
         spec = StepSpec.model_validate(data)
     except ValidationError as exc:
-        raise StepSpecError(f"{where}: {_pydantic_problem(exc, '')}") from None
+        raise StepSpecError(from_validation_error(exc, file=where)) from None
     for name, flag in (("run_id", run_id), ("step_id", step_id)):
         value = getattr(spec, name)
         if value != flag:
@@ -185,13 +180,15 @@ def step_workflow(spec: StepSpec) -> tuple[WorkflowConfig, Catalog]:
     try:
         entry = AgentProviderEntry.model_validate(spec.agent_provider)
     except ValidationError as exc:
-        raise StepSpecError(_pydantic_problem(exc, "agent_provider")) from None
+        raise StepSpecError(f"field {from_validation_error(exc, prefix='agent_provider')}"
+                            ) from None
     mcps: dict[str, MCPProviderEntry] = {}
     for index, ref in enumerate(spec.mcp_providers):
         try:
             mcps[ref.id] = MCPProviderEntry.model_validate({"id": ref.id, **ref.resolved})
         except ValidationError as exc:
-            raise StepSpecError(_pydantic_problem(exc, f"mcp_providers[{index}]")) from None
+            line = from_validation_error(exc, prefix=f"mcp_providers[{index}]")
+            raise StepSpecError(f"field {line}") from None
     try:
         step = StepConfig(id=spec.step_id, agent_provider=entry.id, mcp_providers=list(mcps),
                           description=spec.task.description,
@@ -231,7 +228,7 @@ def _interrupted(spec: StepSpec, exc: KeyboardInterrupt, *, started_at: str,
     if isinstance(exc, Terminated):
         return result.model_copy(update={
             "exit_code": EXIT_INTERRUPTED, "error": interrupt_reason(exc),
-            "recoverable": True, "recovery_hint": HINT_WORKER_RETRY})
+            "recoverable": True, "recovery_hint": RecoveryHint.WORKER_RETRY})
     return result.model_copy(update={"exit_code": EXIT_INTERRUPTED, "error": "interrupted",
                                      "recoverable": False, "recovery_hint": None})
 

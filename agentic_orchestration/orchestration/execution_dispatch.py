@@ -60,10 +60,9 @@ def execute_workflow_config_resolved(
     """
     backend = backend or resolve_backend()
     if resume:
-        resume_run = getattr(backend, "resume_config", None)
-        if resume_run is None:
+        if not backend.supports_resume:
             from agentic_orchestration.errors import BackendError
 
             raise BackendError(f"backend {backend.name!r} keeps no run store to resume from")
-        return resume_run(config, options=options, catalog=catalog)
+        return backend.resume_config(config, options=options, catalog=catalog)
     return backend.execute_config(config, options=options, catalog=catalog)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.catalog import with_llm_of
 from agentic_orchestration.errors import AgenticError
+from agentic_orchestration.orchestration.backends.base import RecoveryHint
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog
@@ -46,11 +47,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: ``StepResult.recovery_hint`` of a failure another provider may fix.
-HINT_PROVIDER_FALLBACK = "provider_fallback"
-#: ``recovery_hint`` of a failure of the worker process (died, hung, no result.json), not of
-#: the agent: the same spec may simply be run again.
-HINT_WORKER_RETRY = "worker_retry"
+__all__ = [
+    "FailureClass",
+    "FallbackPlan",
+    "classify_exception",
+    "error_text",
+    "fallback_enabled",
+    "plan_fallback",
+    "run_with_fallback",
+]
+
 
 _UNUSABLE_OUTPUT_MARKERS = ("none or empty", "empty answer", "empty response")
 
@@ -66,7 +72,7 @@ class FailureClass:
 
     @property
     def hint(self) -> str | None:
-        return HINT_PROVIDER_FALLBACK if self.recoverable else None
+        return RecoveryHint.PROVIDER_FALLBACK if self.recoverable else None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["PREFIX", "ProgressReporter", "one_line"]
+
 PREFIX = "(progress) "
 MAX_ERROR_CHARS = 300
 
@@ -115,8 +117,9 @@ class ProgressReporter:
                    f"{step_id}")
         self._console_line(f"[yellow]fallback[/]: retrying on {provider_id}", always=True)
 
-    def run_finished(self, run_id: str, ok: bool) -> None:
-        self._emit(f"run {run_id} finished: {'ok' if ok else 'failed'}")
+    def run_finished(self, run_id: str, ok: bool, *, status: str | None = None) -> None:
+        """``run ... finished: ok|failed``, or ``status`` when given (``cancelled``)."""
+        self._emit(f"run {run_id} finished: {status or ('ok' if ok else 'failed')}")
         self._stop_status()
 
     # -- output ------------------------------------------------------------------------

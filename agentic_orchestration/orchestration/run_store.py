@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentic_orchestration import settings
 from agentic_orchestration._fs import atomic_write_json, read_json_object
 from agentic_orchestration.catalogs.models import WorkflowConfig
-from agentic_orchestration.errors import ConfigError, StepSpecError
+from agentic_orchestration.errors import ConfigError, StepSpecError, from_validation_error
 from agentic_orchestration.orchestration.backends.base import (
     SCHEMA_VERSION,
     StepResult,
@@ -368,12 +368,7 @@ def _read_model(model: type[StepSpec] | type[StepResult], path: Path, *,
 
 def _first_line(exc: BaseException) -> str:
     """The first problem, short enough for one CLI line (pydantic's text spans many)."""
-    if isinstance(exc, ValidationError) and exc.errors():
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "document"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return f"{where}: {first['msg']}{more}"
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return from_validation_error(exc)
 
 
 def default_store_root() -> Path:

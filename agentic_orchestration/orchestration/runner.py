@@ -35,10 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry, StepConfig, WorkflowConfig
-from agentic_orchestration.orchestration.mcp_resolution import (
-    crewai_mcps_for,
-    resolve_workflow_mcp_refs,
-)
+from agentic_orchestration.mcp.resolution import crewai_mcps_for, resolve_workflow_mcp_refs
 from agentic_orchestration.orchestration.step_context import prepare_step_description
 from agentic_orchestration.providers.agent_providers import AgentProvider, agent_provider_from_dict
 
@@ -48,6 +45,8 @@ if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["BuiltWorkflow", "build_workflow"]
 
 #: Entry fields that decide what the LLM client talks to (see ``AgentProvider.llm_kwargs``).
 _CLIENT_FIELDS = ("type", "model", "openai_base_url", "ollama_host", "api_key_env")
@@ -138,9 +137,7 @@ def build_workflow(
         refs = resolve_workflow_mcp_refs(catalog.resolve_step_mcps(step, workflow=config.name))
         if refs:  # once per process (a worker gets it here too); ~0.2 s of imports, so
             # only when a step has MCP servers
-            from agentic_orchestration.orchestration.crewai_mcp_hotfix import (
-                apply_crewai_mcp_hotfix,
-            )
+            from agentic_orchestration.mcp.crewai_hotfix import apply_crewai_mcp_hotfix
 
             apply_crewai_mcp_hotfix()
         provider = agent_provider_from_dict(entry)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from agentic_orchestration import settings
 
+__all__ = ["PRIOR_OUTPUT_END", "PRIOR_OUTPUT_START", "fill_topic", "prepare_step_description"]
+
 PRIOR_OUTPUT_START = "--- Output of the previous step ---"
 PRIOR_OUTPUT_END = "--- End of previous output ---"
 TRUNCATION_NOTE = "[... truncated: {omitted} of {total} characters omitted ...]"
@@ -43,7 +45,7 @@ def fill_topic(text: str, topic: str) -> str:
     return text.replace(TOPIC_PLACEHOLDER, topic)
 
 
-def bound_prior_output(prior_output: str, max_chars: int) -> str:
+def _bound_prior_output(prior_output: str, max_chars: int) -> str:
     """``prior_output`` cut to its first ``max_chars`` characters, with a marked cut."""
     text = prior_output.strip()
     if len(text) <= max_chars:
@@ -82,5 +84,5 @@ def prepare_step_description(
         max_chars = settings.get_int("AGENTIC_STEP_CONTEXT_CHARS", minimum=0)
     if max_chars <= 0:
         return description
-    bounded = bound_prior_output(prior_output, max_chars)
+    bounded = _bound_prior_output(prior_output, max_chars)
     return f"{description.rstrip()}\n\n{PRIOR_OUTPUT_START}\n{bounded}\n{PRIOR_OUTPUT_END}"

@@ -4,24 +4,29 @@ The coordinator owns order and policy: it runs the steps in order, hands each on
 previous step's output (``prepare_step_description``, the same function the in-process
 backend uses), calls the provider lifecycle hooks, records everything in the run store,
 retries a failed step when its ``recovery_hint`` allows (``recover``, e.g.
-``step_recovery.provider_recovery``), resumes a run, and prints the ``(progress)`` lines.
-A backend only supplies ``execute_step``: launch one step, wait, return its ``StepResult``.
+``step_recovery.provider_recovery``), applies the step timeout, cancels a run
+(``RunOptions.cancel``), resumes a run, and prints the ``(progress)`` lines. A backend only
+supplies a ``StepLauncher`` (``backends.launcher``): launch one step, check it, stop it.
 
 Per attempt, in this order (the launcher may rely on it):
 
-1. ``{step_id}-spec.json`` is written: exactly the spec ``execute_step`` receives;
+1. ``{step_id}-spec.json`` is written: exactly the spec the worker reads;
 2. ``step ... started`` progress, then the provider's ``before_task``;
-3. the step's ``result.json`` is cleared, so a launcher never reads a stale one;
-4. ``execute_step(spec)``; then ``after_task``;
-5. the attempt (``write_attempt``) and ``result.json`` (``write_result``) are written,
-   then ``finished``/``failed`` progress and, for a failure, one ``execution_error_sink`` line.
+3. the step's ``result.json`` is cleared, so a stale one is never read;
+4. ``launcher.launch(spec)``; the handle is awaited (terminated past
+   ``AGENTIC_STEP_TIMEOUT_SECONDS`` or on cancel), then always ``terminate()``d (a sweep of
+   what the step left running), then ``after_task``;
+5. ``result_from_exit`` turns the exit plus ``result.json`` into the ``StepResult``; the
+   attempt (``write_attempt``) and ``result.json`` (``write_result``) are written, then
+   ``finished``/``failed`` progress and, for a failure, one ``execution_error_sink`` line.
 
-Failures never escape as exceptions: an exception from ``execute_step`` (a launcher bug)
+Failures never escape as exceptions: an exception from ``launch`` (nothing could start)
 becomes a failed, non-recoverable result, so the run stops with a recorded reason instead of
-a traceback mid-loop. Only ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as ``Terminated``)
-and ``SystemExit`` propagate, after the ``run ... finished: failed`` line and carrying the
-finished steps (``partial_step_results``); the interrupted attempt writes nothing, so its
-step has no ``result.json`` and a resume runs it again.
+a traceback mid-loop. A cancelled step ends the run with the ``cancelled`` status; finished
+steps are kept and ``--resume`` runs the rest. Only ``KeyboardInterrupt`` (Ctrl-C, and
+SIGTERM as ``Terminated``) and ``SystemExit`` propagate, after the ``run ... finished:
+failed`` line and carrying the finished steps (``partial_step_results``); the interrupted
+attempt writes nothing, so its step has no ``result.json`` and a resume runs it again.
 
 Resume (``resume=True``) trusts the leading steps whose ``result.json`` is ok: they get a
 ``step ... finished in <stored seconds>`` line and their text is the next prior output. From
@@ -34,11 +39,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import StepFailed, StepSpecError
 from agentic_orchestration.orchestration.backends.base import (
+    EXIT_CANCELLED,
+    RecoveryHint,
     RunOptions,
     StepResult,
     StepSpec,
@@ -47,10 +55,13 @@ from agentic_orchestration.orchestration.backends.base import (
     keep_partial_results,
     utc_now,
 )
-from agentic_orchestration.orchestration.execution_fallback import (
-    HINT_PROVIDER_FALLBACK,
-    classify_exception,
+from agentic_orchestration.orchestration.backends.launcher import (
+    CancelToken,
+    StepLauncher,
+    await_exit,
+    result_from_exit,
 )
+from agentic_orchestration.orchestration.execution_fallback import classify_exception
 from agentic_orchestration.orchestration.progress import ProgressReporter
 from agentic_orchestration.orchestration.step_context import prepare_step_description
 from agentic_orchestration.redaction import register_env_names
@@ -61,8 +72,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Launch one step, wait for it, return its outcome (the backend's whole job).
-ExecuteStep = Callable[[StepSpec], StepResult]
 #: ``recover(failed_spec, failed_result, attempt)``: the spec of the next attempt, or None
 #: to give up. ``attempt`` is the 1-based number of the attempt that just failed.
 RecoverStep = Callable[[StepSpec, StepResult, int], StepSpec | None]
@@ -107,7 +116,7 @@ def _checked(spec: StepSpec, result: object, started_at: str) -> StepResult:
     if result.ok and not (result.result_text or "").strip():
         return result.model_copy(update={
             "exit_code": 1, "error": "the agent returned an empty answer",
-            "recoverable": True, "recovery_hint": HINT_PROVIDER_FALLBACK})
+            "recoverable": True, "recovery_hint": RecoveryHint.PROVIDER_FALLBACK})
     if not result.agent_provider_id:
         return result.model_copy(update={"agent_provider_id": provider_id(spec) or None})
     return result
@@ -137,17 +146,18 @@ class StepCoordinator:
         self._progress_stream = progress_stream
         self._live_progress = live_progress
 
-    def run_workflow(self, steps: list[StepSpec], *, execute_step: ExecuteStep,
-                     run_store: RunStore, run_options: RunOptions,
-                     resume: bool = False) -> WorkflowExecutionResult:
+    def run_workflow(self, steps: list[StepSpec], *, launcher: StepLauncher,
+                     run_store: RunStore, run_options: RunOptions, resume: bool = False,
+                     timeout: float | None = None) -> WorkflowExecutionResult:
         """Run ``steps`` (base descriptions, no prior output yet) and return the outcome.
 
         Args:
             steps: The plan's specs in order, as the materializer built them.
-            execute_step: Runs one spec and returns its result.
+            launcher: Starts one step (already ``start()``ed; the caller closes it).
             run_store: Receives specs, attempts and ``result.json`` files.
-            run_options: ``run_id`` (must match the specs'), progress and error sink.
+            run_options: ``run_id`` (must match the specs'), progress, error sink, cancel.
             resume: Skip the leading steps whose stored ``result.json`` is ok.
+            timeout: Seconds one attempt may run; default ``AGENTIC_STEP_TIMEOUT_SECONDS``.
 
         Raises:
             StepSpecError: A spec belongs to another run.
@@ -158,7 +168,9 @@ class StepCoordinator:
         if strangers:
             raise StepSpecError(f"specs {strangers} do not belong to run {run_id}")
         register_step_secrets(steps)
-        run = _Run(self, steps, execute_step, run_store, run_options)
+        if timeout is None:
+            timeout = float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1))
+        run = _Run(self, steps, launcher, run_store, run_options, timeout)
         run.reporter.run_started(run_id, len(steps), self.backend_name)
         try:
             result = run.execute(resume=resume)
@@ -166,7 +178,7 @@ class StepCoordinator:
             run.reporter.run_finished(run_id, False)
             keep_partial_results(exc, run.results)  # the CLI records them (Ctrl-C, SIGTERM)
             raise
-        run.reporter.run_finished(run_id, result.ok)
+        run.reporter.run_finished(run_id, result.ok, status=result.status)
         if not result.ok and run_options.log_terminal_execution_failure:
             logger.error("run %s failed: %s", run_id, result.error)
         return result
@@ -180,11 +192,12 @@ class StepCoordinator:
 class _Run:
     """State of one ``run_workflow`` call."""
 
-    def __init__(self, owner: StepCoordinator, steps: list[StepSpec],
-                 execute_step: ExecuteStep, store: RunStore, options: RunOptions) -> None:
+    def __init__(self, owner: StepCoordinator, steps: list[StepSpec], launcher: StepLauncher,
+                 store: RunStore, options: RunOptions, timeout: float) -> None:
         self.owner = owner
         self.steps = steps
-        self.execute_step = execute_step
+        self.launcher = launcher
+        self.timeout = timeout
         self.store = store
         self.options = options
         self.max_attempts = owner.attempts()
@@ -199,7 +212,12 @@ class _Run:
             # A rerun invalidates every later stored result (its input changes); clearing
             # them first means a crash mid-run can never leave a stale "ok" for --resume.
             self.store.clear_result(spec.run_id, spec.step_id)
+        cancel = self.options.cancel
         for index in range(start, len(self.steps)):
+            if cancel is not None and cancel.cancelled:
+                logger.info("run %s cancelled before step %s: %s", self.options.run_id,
+                            self.steps[index].step_id, cancel.reason)
+                return self._outcome(prior, None, cancelled=cancel.reason)
             result = self._run_step(index, with_prior_output(self.steps[index], prior))
             self.results.append(result)
             if not result.ok:
@@ -232,6 +250,8 @@ class _Run:
             result = self._attempt(index, spec, attempt)
             self.providers.append(provider_id(spec))
             if result.ok:
+                return result
+            if result.cancelled:
                 return result
             if self.options.execution_error_sink is not None:
                 self.options.execution_error_sink.append(
@@ -275,7 +295,7 @@ class _Run:
         return result
 
     def _launch(self, spec: StepSpec, started_at: str) -> StepResult:
-        """``before_task``, clear, ``execute_step``, ``after_task``; exceptions -> results."""
+        """``before_task``, clear, launch and await, ``after_task``; exceptions -> results."""
         try:
             provider = _provider(spec)
             provider.before_task(spec.step_id)
@@ -286,37 +306,80 @@ class _Run:
                                  started_at=started_at)
         try:
             self.store.clear_result(spec.run_id, spec.step_id)
-            try:
-                raw: object = self.execute_step(spec)
-            except Exception as exc:
-                logger.exception("execute_step raised for step %s", spec.step_id)
-                raw = failed_result(spec, f"execute_step raised {type(exc).__name__}: {exc}",
-                                    started_at=started_at)
+            return _checked(spec, self._await(spec, started_at), started_at)
         finally:
             try:
                 provider.after_task(spec.step_id)
             except Exception:  # a hook must not turn a finished step into a failed one
                 logger.exception("after_task of %s failed", provider.id)
-        return _checked(spec, raw, started_at)
 
-    def _outcome(self, prior: str | None, failed: StepResult | None
-                 ) -> WorkflowExecutionResult:
+    def _await(self, spec: StepSpec, started_at: str) -> StepResult:
+        return launch_and_await(self.launcher, self.store, spec, timeout=self.timeout,
+                                cancel=self.options.cancel, started_at=started_at)
+
+    def _outcome(self, prior: str | None, failed: StepResult | None, *,
+                 cancelled: str = "") -> WorkflowExecutionResult:
         error: StepFailed | None = None
         if failed is not None:
             error = StepFailed(failed.error or f"exit code {failed.exit_code}",
                                step_id=failed.step_id, recoverable=failed.recoverable,
                                recovery_hint=failed.recovery_hint)
+            if failed.cancelled:
+                cancelled = failed.error or "cancelled"
+        elif cancelled:
+            error = StepFailed(f"cancelled: {cancelled}")
         return WorkflowExecutionResult(
-            exit_code=0 if failed is None else 1,
+            exit_code=0 if error is None else EXIT_CANCELLED if cancelled else 1,
+            status="ok" if error is None else "cancelled" if cancelled else "failed",
             # As in-process: a failed run has no final answer (the finished steps' texts
             # are in step_results and the run store).
-            result_text=prior if failed is None else None,
+            result_text=prior if error is None else None,
             error=error,
             step_results=list(self.results),
             run_id=self.options.run_id,
             backend=self.owner.backend_name,
             providers_tried=list(dict.fromkeys(p for p in self.providers if p)),
         )
+
+
+def launch_and_await(launcher: StepLauncher, store: RunStore, spec: StepSpec, *,
+                     timeout: float, cancel: CancelToken | None = None,
+                     spec_path: Path | None = None, started_at: str = "") -> StepResult:
+    """One attempt through the launcher: launch, wait under ``timeout`` and ``cancel``,
+    terminate (always: a sweep of what the step left running), map with
+    ``result_from_exit``. ``spec_path`` defaults to where the coordinator wrote the spec.
+    """
+    started_at = started_at or utc_now()
+    began = time.monotonic()
+    log_path = Path(store.result_path(spec.run_id, spec.step_id)).parent / "worker.log"
+    try:
+        handle = launcher.launch(
+            spec, spec_path=spec_path or Path(store.spec_path(spec.run_id, spec.step_id)),
+            log_path=log_path)
+    except Exception as exc:
+        logger.exception("launching step %s failed", spec.step_id)
+        return failed_result(spec, f"cannot launch the step: {type(exc).__name__}: {exc}",
+                             started_at=started_at)
+    try:
+        outcome = await_exit(handle, timeout=timeout, cancel=cancel)
+    except BaseException:  # Ctrl-C, SIGTERM: stop the step, keep nothing of it
+        logger.warning("step %s interrupted; terminating %s", spec.step_id, handle.ref)
+        handle.terminate()
+        raise
+    handle.terminate()
+    timing = StepTiming(started_at=started_at, finished_at=utc_now(),
+                        duration_seconds=round(time.monotonic() - began, 3))
+    try:
+        stored = store.read_result(spec.run_id, spec.step_id)
+    except Exception as exc:
+        return failed_result(spec, f"worker wrote an unusable result.json: {exc}",
+                             recoverable=True, recovery_hint=RecoveryHint.WORKER_RETRY,
+                             started_at=started_at)
+    result = result_from_exit(spec, outcome, stored, timing=timing,
+                              log_tail=handle.log_tail() if stored is None else "")
+    if not result.ok:
+        logger.warning("step %s failed in %s: %s", spec.step_id, handle.ref, result.error)
+    return result
 
 
 def register_step_secrets(steps: list[StepSpec]) -> None:
@@ -328,7 +391,7 @@ def register_step_secrets(steps: list[StepSpec]) -> None:
     (attempts, progress lines, a worker's log tail).
     """
     from agentic_orchestration.catalogs.models import AgentProviderEntry
-    from agentic_orchestration.orchestration.mcp_resolution import referenced_env_vars
+    from agentic_orchestration.mcp.resolution import referenced_env_vars
     from agentic_orchestration.providers.agent_providers import secret_env_names
 
     names: list[str] = []

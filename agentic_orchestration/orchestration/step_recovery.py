@@ -23,11 +23,8 @@ from typing import TYPE_CHECKING
 
 from agentic_orchestration.catalogs.catalog import with_llm_of
 from agentic_orchestration.catalogs.models import AgentProviderEntry
-from agentic_orchestration.orchestration.execution_fallback import (
-    HINT_PROVIDER_FALLBACK,
-    HINT_WORKER_RETRY,
-    fallback_enabled,
-)
+from agentic_orchestration.orchestration.backends.base import RecoveryHint
+from agentic_orchestration.orchestration.execution_fallback import fallback_enabled
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog
@@ -36,15 +33,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The spec's hint for a Hugging Face / LiteLLM failure; handled like provider_fallback.
-HINT_HF_FALLBACK = "hf_litellm_fallback"
 #: Hints that move the step to the next provider of the fallback chain.
-PROVIDER_HINTS = frozenset({HINT_PROVIDER_FALLBACK, HINT_HF_FALLBACK})
+PROVIDER_HINTS = frozenset({RecoveryHint.PROVIDER_FALLBACK, RecoveryHint.HF_LITELLM_FALLBACK})
 
 __all__ = [
-    "HINT_HF_FALLBACK",
-    "HINT_PROVIDER_FALLBACK",
-    "HINT_WORKER_RETRY",
     "PROVIDER_HINTS",
     "provider_recovery",
 ]
@@ -71,7 +63,7 @@ def provider_recovery(catalog: Catalog) -> RecoverStep:
             originals[key] = current
         original = originals[key]
         hint = result.recovery_hint
-        if hint == HINT_WORKER_RETRY:
+        if hint == RecoveryHint.WORKER_RETRY:
             return spec
         if hint not in PROVIDER_HINTS:
             return None

@@ -27,13 +27,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentic_orchestration.mcp.resolution import resolve_workflow_mcp_refs
 from agentic_orchestration.orchestration.backends.base import (
     MCPProviderRef,
     StepPaths,
     StepSpec,
     TaskSpec,
 )
-from agentic_orchestration.orchestration.mcp_resolution import resolve_workflow_mcp_refs
 from agentic_orchestration.orchestration.run_store import validate_id
 from agentic_orchestration.orchestration.step_context import prepare_step_description
 
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["build_step_specs", "step_specs_resolution_fingerprint"]
 
 #: Fields that change from run to run without changing how the plan resolves.
 RUN_SPECIFIC_FIELDS = ("run_id", "paths", "prior_output")

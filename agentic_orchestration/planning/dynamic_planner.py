@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["DynamicPlanner", "PlanStats"]
+
 #: Tokens per step a complete answer may need (bounded strings + JSON punctuation), and the
 #: fixed part; ``max_tokens`` follows from them so a truncated answer means a looping model.
 _TOKENS_PER_STEP = 180

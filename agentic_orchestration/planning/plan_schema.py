@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
 
+__all__ = ["DESCRIPTION_MAX_CHARS", "NAME_MAX_CHARS", "build_plan_schema"]
+
 NAME_MAX_CHARS = 60
 DESCRIPTION_MAX_CHARS = 300
 EXPECTED_OUTPUT_MAX_CHARS = 150

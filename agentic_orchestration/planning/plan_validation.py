@@ -25,6 +25,8 @@ from agentic_orchestration.planning.plan_schema import (
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
 
+__all__ = ["normalise_plan", "parse_answer", "plan_from_data", "validate_plan"]
+
 _DEFAULT_EXPECTED_OUTPUT = StepConfig.model_fields["expected_output"].default
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["match_workflow", "plan_or_route", "route", "rule_matches"]
+
 
 def _has_words(goal: str, phrase: str) -> bool:
     """``phrase`` occurs in ``goal`` as whole words, case-insensitively ("report" is not

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["AgentProvider", "agent_provider_from_dict", "secret_env_names"]
+
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from agentic_orchestration.errors import AgenticError
 
+__all__ = ["check", "cpu_flags", "main"]
+
 #: CPU features that decide which llama.cpp build can run (shown on failure).
 _RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw",
                    "avx512vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",

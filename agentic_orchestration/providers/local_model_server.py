@@ -27,6 +27,8 @@ from agentic_orchestration.errors import AgenticError
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["main"]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Load, serve, announce, then serve until stdin reaches EOF."""

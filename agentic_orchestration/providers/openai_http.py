@@ -18,6 +18,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["CompletionHTTPError", "OpenAICompatServer", "chat_response"]
+
 
 class CompletionHTTPError(Exception):
     """Raised by ``complete`` to answer with an HTTP error status (e.g. 500, 429)."""

@@ -36,6 +36,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "MODES",
+    "SESSION_SCHEMA_VERSION",
+    "SessionRecord",
+    "end_session",
+    "list_sessions",
+    "load_session",
+    "save_session",
+    "session_path",
+    "sessions_dir",
+    "start_session",
+    "update_session",
+]
+
 SESSION_SCHEMA_VERSION = "0.1"
 MODES = ("dynamic", "workflow")
 #: What a session keeps of each step (the rest of ``StepResult`` is in the run store).
@@ -45,8 +59,8 @@ STEP_FIELDS = (
 )
 #: A session id is one file name: no separators, no leading dot (temp files use one).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED = (
-    "running", "ok", "failed", "interrupted")
+STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED = (
+    "running", "ok", "failed", "interrupted", "cancelled")
 
 
 @dataclass(kw_only=True)
@@ -154,7 +168,8 @@ def update_session(
         record.route = route
     if execution is not None:
         record.exit_code = execution.exit_code
-        record.status = status_for(execution.exit_code)
+        record.status = (STATUS_CANCELLED if execution.status == "cancelled"
+                         else status_for(execution.exit_code))
         record.result_text = execution.result_text
         record.error = _error_text(execution.error)
         record.steps = [_step_summary(step) for step in execution.step_results]
@@ -263,7 +278,10 @@ def list_sessions() -> list[SessionRecord]:
 
 def _step_summary(step: StepResult) -> dict[str, Any]:
     data = step.to_dict()
-    return {key: data.get(key) for key in STEP_FIELDS}
+    summary = {key: data.get(key) for key in STEP_FIELDS}
+    summary["status"] = ("ok" if step.ok else STATUS_CANCELLED if step.cancelled
+                         else STATUS_FAILED)
+    return summary
 
 
 def _error_text(error: BaseException | None) -> str | None:

@@ -23,6 +23,15 @@ from agentic_orchestration.providers.openai_http import (
     chat_response,
 )
 
+__all__ = [
+    "FakeReply",
+    "HTTPErrorReply",
+    "ScriptedLLMServer",
+    "ToolCallReply",
+    "last_user_text",
+    "message_text",
+]
+
 
 @dataclass
 class ToolCallReply:

@@ -41,6 +41,16 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "ERROR_DETAIL_ENV",
+    "RECORD_FILE_ENV",
+    "StreamableHTTPMCPServer",
+    "main",
+    "read_records",
+    "secret_answer",
+    "stdio_server_command",
+]
+
 #: Env var naming the file where the ``echo`` tools append the arguments they receive.
 RECORD_FILE_ENV = "MCP_TEST_RECORD_FILE"
 #: Env var whose value the ``refuse`` tool quotes in its error text.
@@ -74,7 +84,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def build_server(mode: str = "echo", *, name: str = "agentic-test",
+def _build_server(mode: str = "echo", *, name: str = "agentic-test",
                  sink: list[dict[str, Any]] | None = None, record_file: str | None = None,
                  **fastmcp_kwargs: Any) -> Any:
     """A ``FastMCP`` server with the test tools; ``mode`` decides how a call behaves.
@@ -89,7 +99,7 @@ def build_server(mode: str = "echo", *, name: str = "agentic-test",
     from mcp.server.fastmcp import FastMCP
 
     if mode not in ("echo", "crash", "stall"):
-        raise ValueError(f"build_server mode must be echo, crash or stall, not {mode!r}")
+        raise ValueError(f"test MCP server mode must be echo, crash or stall, not {mode!r}")
     server = FastMCP(name, log_level="WARNING", **fastmcp_kwargs)
 
     async def misbehave() -> None:
@@ -183,7 +193,7 @@ class StreamableHTTPMCPServer:
         root, guard = logging.getLogger(), logging.NullHandler()
         root.addHandler(guard)
         try:
-            self._mcp = build_server(mode, name="agentic-test-http", sink=self.calls,
+            self._mcp = _build_server(mode, name="agentic-test-http", sink=self.calls,
                                      record_file=str(record_file) if record_file else None,
                                      host="127.0.0.1", port=self.port)
         finally:
@@ -250,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if mode not in MODES:
         sys.stderr.write(f"usage: mcp_servers.py {{{'|'.join(MODES)}|http [PORT]}}\n")
         return 2
-    build_server(mode).run("stdio")
+    _build_server(mode).run("stdio")
     return 0
 
 

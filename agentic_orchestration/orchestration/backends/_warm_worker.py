@@ -92,7 +92,7 @@ PRELOAD_MODULES: tuple[str, ...] = (
     # Our own step path (about 0.23 s per MCP step otherwise): import only, nothing runs.
     "agentic_orchestration.orchestration.runner",
     "agentic_orchestration.orchestration.backends.crewai",
-    "agentic_orchestration.orchestration.crewai_mcp_hotfix",
+    "agentic_orchestration.mcp.crewai_hotfix",
 )
 
 StepTarget = Callable[..., Any]

@@ -5,6 +5,10 @@ are versioned pydantic models whose JSON matches the checked-in schemas
 ``agentic_orchestration/schemas/step_spec.v0.1.json`` and ``step_result.v0.1.json`` (field
 names exactly as the Kubernetes page's v0.1 examples). ``WorkflowExecutionResult`` and
 ``RunOptions`` stay in-process and are plain dataclasses.
+
+The launcher seam (modelled on Dagster's ``StepHandler``: launch, check, terminate one step)
+is in ``launcher``: ``StepLauncher``, ``StepHandle``, ``StepExit``, ``CancelToken`` and the
+one pure mapping ``result_from_exit``; ``RecoveryHint`` below is the typed set of hints.
 """
 
 from __future__ import annotations
@@ -13,14 +17,36 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
+    from agentic_orchestration.orchestration.backends.launcher import CancelToken
 
 SCHEMA_VERSION = "0.1"
+
+
+class RecoveryHint(StrEnum):
+    """Why a failed step may succeed on another attempt (``StepResult.recovery_hint``).
+
+    A ``StrEnum``, so a member is the plain string on the wire (schema v0.1 keeps the field
+    a string) and compares equal to it.
+    """
+
+    #: The provider failed (5xx, 429, timeout, refused connection, empty answer): the next
+    #: provider of the fallback chain may answer (``execution_fallback.classify_exception``).
+    PROVIDER_FALLBACK = "provider_fallback"
+    #: The spec's name for a Hugging Face / LiteLLM failure; handled as provider_fallback.
+    HF_LITELLM_FALLBACK = "hf_litellm_fallback"
+    #: The worker failed (died, hung, no result.json, stopped by SIGTERM), not the agent:
+    #: the same spec may simply run again.
+    WORKER_RETRY = "worker_retry"
+
+#: ``StepResult.exit_code`` of a step the run cancelled (as an interrupted process's 130).
+EXIT_CANCELLED = 130
 
 
 class _Contract(BaseModel):
@@ -112,6 +138,11 @@ class StepResult(_Contract):
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    @property
+    def cancelled(self) -> bool:
+        """The run cancelled this step (``result_from_exit``): not a failure to retry."""
+        return self.exit_code == EXIT_CANCELLED and not self.recoverable
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -145,6 +176,9 @@ class RunOptions:
     execution_error_sink: list[str] | None = None
     log_terminal_execution_failure: bool = True
     run_id: str = ""
+    #: Cancels the run from another thread (web UI, budget): the running step is
+    #: terminated through its handle and the run ends ``cancelled``.
+    cancel: CancelToken | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -163,6 +197,12 @@ class WorkflowExecutionResult:
     backend: str = ""
     #: Provider ids tried in order (more than one when the fallback chain was used).
     providers_tried: list[str] = field(default_factory=list)
+    #: ``ok``, ``failed`` or ``cancelled`` (``RunOptions.cancel``; exit code 130).
+    status: Literal["ok", "failed", "cancelled"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            self.status = "ok" if self.exit_code == 0 else "failed"
 
     @property
     def ok(self) -> bool:
@@ -170,13 +210,29 @@ class WorkflowExecutionResult:
 
 
 class ExecutionBackend(ABC):
-    """Runs a WorkflowConfig. Backends differ only in where a step runs."""
+    """Runs a WorkflowConfig. Backends differ only in where a step runs.
+
+    Optional abilities are ``supports_*`` properties, so callers ask for a capability, not
+    for a backend's name.
+    """
 
     name: ClassVar[str]
 
     @property
     def supports_distributed_steps(self) -> bool:
+        """Steps run as separate workers meeting in a run store."""
         return False
+
+    @property
+    def supports_resume(self) -> bool:
+        """``resume_config`` continues a run from its run store."""
+        return False
+
+    def resume_config(
+        self, config: WorkflowConfig, *, options: RunOptions, catalog: Catalog | None = None
+    ) -> WorkflowExecutionResult:
+        """Continue ``options.run_id``: finished steps are not run again."""
+        raise NotImplementedError(f"the {self.name} backend cannot resume a run")
 
     @abstractmethod
     def execute_config(

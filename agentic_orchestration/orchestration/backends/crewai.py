@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from agentic_orchestration import settings
-from agentic_orchestration.errors import StepFailed
+from agentic_orchestration.errors import RunCancelled, StepFailed
 from agentic_orchestration.orchestration.backends.base import (
+    EXIT_CANCELLED,
     ExecutionBackend,
+    RecoveryHint,
     RunOptions,
     StepResult,
     StepTiming,
@@ -38,7 +40,6 @@ from agentic_orchestration.orchestration.backends.base import (
     utc_now,
 )
 from agentic_orchestration.orchestration.execution_fallback import (
-    HINT_PROVIDER_FALLBACK,
     FallbackPlan,
     classify_exception,
     error_text,
@@ -49,9 +50,12 @@ from agentic_orchestration.orchestration.step_context import prepare_step_descri
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
+    from agentic_orchestration.orchestration.backends.launcher import CancelToken
     from agentic_orchestration.orchestration.runner import BuiltWorkflow
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CrewAIExecutionBackend", "ExecutionTimings"]
 
 
 @dataclass
@@ -88,6 +92,8 @@ class _StepTracker:
         self._started_at = ""
         self._started = 0.0
         self._usage_before: dict[str, int] = {}
+        #: ``RunOptions.cancel``: checked between tasks (``_on_task_done``).
+        self.cancel: CancelToken | None = None
 
     def _index(self, k: int) -> int:
         return self.built.start_index + k
@@ -133,13 +139,18 @@ class _StepTracker:
         text = str(getattr(output, "raw", "") or "")
         if not text.strip():
             raise StepFailed("the agent returned an empty answer", step_id=step.id,
-                             recoverable=True, recovery_hint=HINT_PROVIDER_FALLBACK)
+                             recoverable=True, recovery_hint=RecoveryHint.PROVIDER_FALLBACK)
         timing, usage, seconds = self._close(k)
         self.results.append(StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=0, result_text=text,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,
         ))
         self.reporter.step_finished(self._index(k), step.id, seconds)
+        cancel = self.cancel
+        if cancel is not None and cancel.cancelled and k + 1 < len(self.built.tasks):
+            # CrewAI cannot stop a kickoff mid-task; between tasks, raising from the task
+            # callback ends the crew with the finished steps kept.
+            raise RunCancelled(cancel.reason, step_id=self.built.steps[k + 1].id)
         if k + 1 < len(self.built.tasks):
             self.built.tasks[k + 1].description = prepare_step_description(
                 self.built.base_descriptions[k + 1], text)
@@ -212,7 +223,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
                 these are the user's to fix, not step failures.
         """
         from agentic_orchestration.catalogs import load_catalog
-        from agentic_orchestration.orchestration.mcp_resolution import check_mcp_env
+        from agentic_orchestration.mcp.resolution import check_mcp_env
         from agentic_orchestration.orchestration.runner import build_workflow
 
         started = time.perf_counter()
@@ -263,6 +274,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
                  ) -> WorkflowExecutionResult:
         settings.quiet_crewai_network()
         tracker = _StepTracker(built, options.run_id, reporter, timings)
+        tracker.cancel = options.cancel
         for k, task in enumerate(built.tasks):
             # Reset to the base text so a re-run never injects twice; the first task of a
             # resumed crew gets the output of the step before it.
@@ -275,15 +287,18 @@ class CrewAIExecutionBackend(ExecutionBackend):
             tracker.start(0)
             built.crew.kickoff()
         except BaseException as exc:
-            error = tracker.fail(exc)
+            cancelled = _cancellation(exc)
+            error = cancelled if cancelled is not None else tracker.fail(exc)
             if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: record, then stop
                 keep_partial_results(exc, tracker.results)
                 raise
         finally:
             timings.kickoff += time.perf_counter() - began
         ok = error is None and len(tracker.results) == len(built.steps)
+        cancelled = isinstance(error, RunCancelled)
         return WorkflowExecutionResult(
-            exit_code=0 if ok else 1,
+            exit_code=0 if ok else EXIT_CANCELLED if cancelled else 1,
+            status="ok" if ok else "cancelled" if cancelled else "failed",
             result_text=tracker.results[-1].result_text if ok else None,
             error=error,
             step_results=tracker.results,
@@ -294,10 +309,22 @@ class CrewAIExecutionBackend(ExecutionBackend):
 
     def _finish(self, result: WorkflowExecutionResult, *, options: RunOptions,
                 reporter: ProgressReporter) -> WorkflowExecutionResult:
-        reporter.run_finished(options.run_id, result.ok)
+        reporter.run_finished(options.run_id, result.ok, status=result.status)
         if not result.ok and result.error is not None:
             if options.log_terminal_execution_failure:
                 logger.error("run %s failed: %s", options.run_id, result.error)
             if options.execution_error_sink is not None:
                 options.execution_error_sink.append(str(result.error))
         return result
+
+
+def _cancellation(exc: BaseException) -> RunCancelled | None:
+    """The ``RunCancelled`` our task callback raised, however CrewAI wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RunCancelled):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -11,6 +11,8 @@ from agentic_orchestration import settings
 from agentic_orchestration.errors import BackendError
 from agentic_orchestration.orchestration.backends.base import ExecutionBackend
 
+__all__ = ["BACKENDS", "backend_name_from_env", "execution_backend_from_env"]
+
 #: name -> "module:Class", or None for a backend that is planned but not built yet.
 _PKG = "agentic_orchestration.orchestration.backends"
 BACKENDS: dict[str, str | None] = {

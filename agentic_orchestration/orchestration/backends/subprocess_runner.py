@@ -1,7 +1,8 @@
-"""Where a subprocess step runs: launch one worker, wait for it, stop it.
+"""Where a subprocess step runs: the cold launcher, the warm-or-cold fallback, log helpers.
 
-Order, retries and hand-off belong to the coordinator; this module only starts
-``execute-step`` for one spec, checks on it and kills it. Two launchers:
+Order, retries, timeouts and hand-off belong to the coordinator; a launcher only starts
+``execute-step`` for one spec and returns a ``StepHandle`` (``launcher``) that checks on it
+and terminates it. Two launchers:
 
 * ``ColdLauncher``: a fresh ``python main.py --execute-step ...`` per step: isolated, but
   every step pays ``import crewai`` (4-6 s) and the first kickoff's lazy imports.
@@ -10,9 +11,8 @@ Order, retries and hand-off belong to the coordinator; this module only starts
   cold when it cannot.
 
 Every worker gets its own session (process group) and writes stdout/stderr to a log file:
-``kill()`` then takes down whatever it started (MCP servers), and Ctrl-C in the terminal
-reaches only the coordinator, which kills the worker itself. ``run_step_process`` turns
-whatever happened (result.json, timeout, signal, silent exit) into a ``StepResult``.
+``terminate()`` then takes down whatever it started (MCP servers), and Ctrl-C in the
+terminal reaches only the coordinator, which terminates the worker itself.
 
 The log is created 0600 in the step's 0700 folder (it is part of the private run store).
 What a worker or the MCP servers it started print there bypasses this process, so once the
@@ -27,79 +27,69 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from abc import ABC, abstractmethod
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from agentic_orchestration._fs import atomic_write_text
 from agentic_orchestration.errors import BackendError
 from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
-from agentic_orchestration.orchestration.backends.base import StepResult, StepTiming, utc_now
-from agentic_orchestration.orchestration.execution_fallback import HINT_WORKER_RETRY
+from agentic_orchestration.orchestration.backends.base import StepSpec, utc_now
+from agentic_orchestration.orchestration.backends.launcher import (
+    StepExit,
+    StepHandle,
+    StepLauncher,
+)
 from agentic_orchestration.redaction import redact_text
-
-if TYPE_CHECKING:
-    from agentic_orchestration.orchestration.run_store import RunStore
 
 logger = logging.getLogger(__name__)
 
-#: ``execute_step_main``'s exit code for a spec it cannot use: retrying cannot help.
-EXIT_BAD_SPEC = 2
 #: The checkout (holds ``main.py``) or site-packages: what ``-m`` needs on ``sys.path``.
 REPO_ROOT = Path(__file__).resolve().parents[3]
 _LAUNCH_MARK = "=== launch "
 
 
-class StepHandle(ABC):
-    """One running worker: ``pid``, ``log_path``, ``wait`` and ``kill``."""
+def exit_of(status: int) -> StepExit:
+    """A ``StepExit`` from a wait status as ``subprocess`` reports it (negative: signal)."""
+    if status < 0:
+        return StepExit("signalled", signal=signal_name(-status))
+    return StepExit("exited", exit_code=status)
+
+
+class LoggedProcessHandle(StepHandle):
+    """Shared by the local launchers: the pid is the ``ref`` and the process group; the
+    log is masked once the worker is gone."""
 
     def __init__(self, pid: int, log_path: Path) -> None:
+        self.ref = str(pid)
         self.pid = pid
         self.log_path = log_path
+        self._terminated = threading.Lock()
 
-    @abstractmethod
-    def wait(self, timeout: float | None) -> int | None:
-        """Exit status (negative signal number if killed), or None after ``timeout`` s."""
+    def log_tail(self, lines: int = 5) -> str:
+        return tail_log(self.log_path, lines) if self.log_path else ""
 
-    @abstractmethod
-    def kill(self) -> None:
-        """SIGKILL the worker's process group and reap it. Safe to call after it ended."""
-
-
-class StepLauncher(ABC):
-    """Starts ``execute-step`` for one spec somewhere. ``start``/``close`` bracket a run."""
-
-    name: ClassVar[str]
-
-    def start(self) -> None:
-        """Prepare (slow work goes to the background); must not block."""
-        return None
-
-    def close(self) -> None:
-        """Release what ``start`` created."""
-        return None
-
-    @abstractmethod
-    def launch(self, spec_path: Path, *, run_id: str, step_id: str,
-               log_path: Path) -> StepHandle:
-        """Start the step; its stdout and stderr are appended to ``log_path``."""
+    def _finish(self) -> None:
+        if self.log_path is not None:
+            mask_log_file(self.log_path)
 
 
-class _PopenHandle(StepHandle):
+class _PopenHandle(LoggedProcessHandle):
     def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
         super().__init__(proc.pid, log_path)
         self._proc = proc
 
-    def wait(self, timeout: float | None) -> int | None:
+    def wait(self, timeout: float | None) -> StepExit | None:
         try:
-            return self._proc.wait(timeout)
+            return exit_of(self._proc.wait(timeout))
         except subprocess.TimeoutExpired:
             return None
 
-    def kill(self) -> None:
-        kill_step_group(self.pid, unreaped=self._proc.returncode is None)
-        self._proc.wait()
+    def terminate(self) -> None:
+        with self._terminated:
+            kill_step_group(self.pid, unreaped=self._proc.returncode is None)
+            self._proc.wait()
+            self._finish()
 
 
 def default_worker_command() -> list[str]:
@@ -119,11 +109,10 @@ class ColdLauncher(StepLauncher):
         self.command = list(command) if command else default_worker_command()
         self.env = env
 
-    def launch(self, spec_path: Path, *, run_id: str, step_id: str,
-               log_path: Path) -> StepHandle:
-        argv = [*self.command, "--execute-step", str(spec_path), "--run-id", run_id,
-                "--step-id", step_id]
-        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def launch(self, spec: StepSpec, *, spec_path: Path, log_path: Path) -> StepHandle:
+        argv = [*self.command, "--execute-step", str(spec_path), "--run-id", spec.run_id,
+                "--step-id", spec.step_id]
+        mark_launch(log_path, self.name)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as log:  # the child keeps its own copy of the fd
             try:
@@ -154,16 +143,22 @@ class FallbackLauncher(StepLauncher):
         finally:
             self.cold.close()
 
-    def launch(self, spec_path: Path, *, run_id: str, step_id: str,
-               log_path: Path) -> StepHandle:
+    def launch(self, spec: StepSpec, *, spec_path: Path, log_path: Path) -> StepHandle:
         if not self.warm_failed:
             try:
-                return self.warm.launch(spec_path, run_id=run_id, step_id=step_id,
-                                        log_path=log_path)
+                return self.warm.launch(spec, spec_path=spec_path, log_path=log_path)
             except BackendError as exc:
                 self.warm_failed = True
                 logger.warning("%s; running steps in cold worker processes from now on", exc)
-        return self.cold.launch(spec_path, run_id=run_id, step_id=step_id, log_path=log_path)
+        return self.cold.launch(spec, spec_path=spec_path, log_path=log_path)
+
+
+def mark_launch(log_path: Path, launcher_name: str) -> None:
+    """Append this attempt's mark to the step's log: ``tail_log`` quotes only what follows."""
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as log:
+        log.write(f"{_LAUNCH_MARK}{utc_now()} via {launcher_name} ===\n")
 
 
 def tail_log(path: Path, lines: int = 5) -> str:
@@ -195,64 +190,8 @@ def mask_log_file(path: Path) -> None:
             logger.warning("cannot mask secrets in %s: %s", path, exc)
 
 
-def run_step_process(launcher: StepLauncher, store: RunStore, spec_path: Path, *,
-                     run_id: str, step_id: str, timeout: float) -> StepResult:
-    """Run one step in a worker and return its ``StepResult``, whatever became of it.
-
-    The worker's own result.json wins (the coordinator clears the previous one before each
-    attempt). Otherwise the outcome becomes a failed result: timeouts and crashes are
-    recoverable (``worker_retry``), a rejected spec (exit 2) is not. If waiting is
-    interrupted (KeyboardInterrupt), the worker is killed and the exception re-raised.
-    Timing is measured here when the worker recorded none.
-    """
-    log_path = store.result_path(run_id, step_id).parent / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a") as log:  # the mark lets tail_log quote only this attempt
-        log.write(f"{_LAUNCH_MARK}{utc_now()} via {launcher.name} ===\n")
-    started_at, began = utc_now(), time.monotonic()
-    handle = launcher.launch(Path(spec_path), run_id=run_id, step_id=step_id, log_path=log_path)
-    try:
-        status = handle.wait(timeout)
-    except BaseException:
-        logger.warning("step %s interrupted; killing worker %s", step_id, handle.pid)
-        handle.kill()
-        mask_log_file(log_path)
-        raise
-    handle.kill()  # kills a timed-out worker; sweeps what a finished one left in its group
-    mask_log_file(log_path)
-    timing = StepTiming(started_at=started_at, finished_at=utc_now(),
-                        duration_seconds=round(time.monotonic() - began, 3))
-
-    try:
-        result = store.read_result(run_id, step_id)
-    except Exception as exc:
-        return _failed(run_id, step_id, timing, f"worker wrote an unusable result.json: {exc}",
-                       recoverable=True)
-    if result is not None:
-        return result if result.timing else result.model_copy(update={"timing": timing})
-    if status is None:
-        error, recoverable = f"step timed out after {timeout:g}s (worker killed)", True
-    elif status < 0:
-        error, recoverable = f"worker killed by signal {signal_name(-status)}", True
-    else:
-        tail = tail_log(log_path)
-        error = (f"worker exited with code {status} without writing result.json; "
-                 + (f"last log lines: {tail}" if tail else "its log is empty"))
-        recoverable = status != EXIT_BAD_SPEC
-    logger.warning("step %s failed in worker %s: %s", step_id, handle.pid, error)
-    return _failed(run_id, step_id, timing, error, recoverable=recoverable)
-
-
 def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-def _failed(run_id: str, step_id: str, timing: StepTiming, error: str, *,
-            recoverable: bool) -> StepResult:
-    return StepResult(run_id=run_id, step_id=step_id, exit_code=1, error=redact_text(error),
-                      recoverable=recoverable,
-                      recovery_hint=HINT_WORKER_RETRY if recoverable else None, timing=timing)

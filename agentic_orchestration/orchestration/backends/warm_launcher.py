@@ -23,12 +23,19 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from agentic_orchestration.errors import BackendError
+from agentic_orchestration.errors import BackendError, ZygoteGone
 from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
-from agentic_orchestration.orchestration.backends.subprocess_runner import (
-    REPO_ROOT,
+from agentic_orchestration.orchestration.backends.base import StepSpec
+from agentic_orchestration.orchestration.backends.launcher import (
+    StepExit,
     StepHandle,
     StepLauncher,
+)
+from agentic_orchestration.orchestration.backends.subprocess_runner import (
+    REPO_ROOT,
+    LoggedProcessHandle,
+    exit_of,
+    mark_launch,
     signal_name,
     tail_text,
 )
@@ -36,12 +43,6 @@ from agentic_orchestration.orchestration.backends.subprocess_runner import (
 logger = logging.getLogger(__name__)
 
 _ZYGOTE_MODULE = "agentic_orchestration.orchestration.backends._warm_worker"
-
-
-class ZygoteGone(BackendError):
-    """The warm worker process is not serving (crashed, killed, or failed to start)."""
-
-    recoverable = True
 
 
 class WarmLauncher(StepLauncher):
@@ -101,8 +102,7 @@ class WarmLauncher(StepLauncher):
         if self._stderr is not None:
             self._stderr.close()
 
-    def launch(self, spec_path: Path, *, run_id: str, step_id: str,
-               log_path: Path) -> StepHandle:
+    def launch(self, spec: StepSpec, *, spec_path: Path, log_path: Path) -> StepHandle:
         """Fork the step (the first call waits for the zygote's imports).
 
         Raises:
@@ -110,10 +110,10 @@ class WarmLauncher(StepLauncher):
                 of its log); nothing was started.
         """
         self.wait_ready()
-        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mark_launch(log_path, self.name)
         with self._launch_lock:
-            request = {"spec": str(spec_path), "run_id": run_id, "step_id": step_id,
-                       "log": str(log_path)}
+            request = {"spec": str(spec_path), "run_id": spec.run_id,
+                       "step_id": spec.step_id, "log": str(log_path)}
             stdin = self._proc.stdin if self._proc else None
             try:
                 if stdin is None:
@@ -141,7 +141,7 @@ class WarmLauncher(StepLauncher):
             if remaining <= 0:
                 return None
             self._pump(min(remaining, 0.5))
-        return self._exits.pop(pid)
+        return self._exits[pid]  # kept: a terminate() and the coordinator may both wait
 
     def _next_reply(self, timeout: float, doing: str) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -195,31 +195,38 @@ class WarmLauncher(StepLauncher):
         return ZygoteGone(message + (f"; last log lines: {tail}" if tail else ""))
 
 
-class _WarmHandle(StepHandle):
+class _WarmHandle(LoggedProcessHandle):
     def __init__(self, launcher: WarmLauncher, pid: int, log_path: Path) -> None:
         super().__init__(pid, log_path)
         self._launcher = launcher
         self.status: int | None = None
         self.maxrss_kb: int | None = None
+        self._lost = ""
 
-    def wait(self, timeout: float | None) -> int | None:
-        if self.status is not None:
-            return self.status
-        try:
-            reply = self._launcher.wait_exit(self.pid, timeout)
-        except ZygoteGone:
-            # Nobody can report this child's end any more: stop it rather than orphan it.
-            logger.warning("warm worker died while step process %s ran; killing it", self.pid)
-            kill_step_group(self.pid, unreaped=False)
-            self.status = -signal.SIGKILL
-            return self.status
-        if reply is None:
-            return None
-        self.status, self.maxrss_kb = int(reply["exit"]), reply.get("maxrss_kb")
-        return self.status
+    def wait(self, timeout: float | None) -> StepExit | None:
+        if self.status is None:
+            try:
+                reply = self._launcher.wait_exit(self.pid, timeout)
+            except ZygoteGone:
+                # Nobody can report this child's end any more: stop it rather than orphan it.
+                logger.warning("warm worker died while step process %s ran; killing it",
+                               self.pid)
+                kill_step_group(self.pid, unreaped=False)
+                self._lost = "the warm worker process died while the step ran"
+                self.status = -signal.SIGKILL
+            else:
+                if reply is None:
+                    return None
+                self.status, self.maxrss_kb = int(reply["exit"]), reply.get("maxrss_kb")
+        if self._lost:
+            return StepExit("lost", detail=self._lost)
+        return exit_of(self.status)
 
-    def kill(self) -> None:
-        # Until the zygote reported the exit it has not reaped the child: the pid is its.
-        kill_step_group(self.pid, unreaped=self.status is None)
-        if self.status is None and self.wait(10.0) is None:
-            logger.warning("step process %s did not report its end after SIGKILL", self.pid)
+    def terminate(self) -> None:
+        with self._terminated:
+            # Until the zygote reported the exit it has not reaped the child: the pid is its.
+            kill_step_group(self.pid, unreaped=self.status is None)
+            if self.status is None and self.wait(10.0) is None:
+                logger.warning("step process %s did not report its end after SIGKILL",
+                               self.pid)
+            self._finish()
