@@ -65,6 +65,16 @@ def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: boo
           f"{result.status}; session {session_path}\n")
 
 
+def _run_options(*, quiet: bool, run_id: str = ""):
+    """The CLI's ``RunOptions``: steps save their files under the run's artifacts folder."""
+    from agentic_orchestration.orchestration.backends import RunOptions
+    from agentic_orchestration.output.output_artifacts import artifacts_dir_for
+
+    options = RunOptions(quiet=quiet, emit_progress_lines=not quiet, run_id=run_id)
+    options.artifacts_dir = str(artifacts_dir_for(options.run_id))
+    return options
+
+
 def _check_output_folders(*, run_store: bool) -> None:
     """Every folder the run will write to can be one; ConfigError naming the variable."""
     from agentic_orchestration import settings
@@ -103,34 +113,31 @@ def _keep_interrupted(exc: KeyboardInterrupt, *, backend, options, record) -> No
         WorkflowExecutionResult,
         partial_step_results,
     )
-    from agentic_orchestration.output.output_artifacts import (
-        artifacts_dir_for,
-        offer_save_extracted_files_from_execution,
-    )
     from agentic_orchestration.sessions.orchestrator_session import update_session
 
     finished = [r for r in partial_step_results(exc) if r.ok]
     partial = WorkflowExecutionResult(exit_code=EXIT_INTERRUPTED, result_text=None, error=exc,
                                       step_results=finished, run_id=options.run_id,
                                       backend=backend.name)
-    try:
-        artifacts = offer_save_extracted_files_from_execution(
-            partial, artifacts_dir=artifacts_dir_for(options.run_id))
-    except Exception as save_exc:  # the session below matters more than the files
-        logger.error("run %s: cannot save files of finished steps: %s", options.run_id,
-                     save_exc)
-        artifacts = []
-    update_session(record, execution=partial, backend=backend.name, artifacts=artifacts)
+    # Finished steps saved their files when they finished; only the list is gathered here.
+    update_session(record, execution=partial, backend=backend.name,
+                   artifacts=_step_artifacts(partial))
+
+
+def _step_artifacts(result) -> list:
+    """The run's files: every step's ``artifacts``, one entry per path, first-seen order.
+
+    Each step saved its own files where it ran (a later step's version of a path replaced
+    the earlier one on disk), so nothing is extracted here, on any backend.
+    """
+    return list({ref.relative_path: ref for step in result.step_results
+                 for ref in step.artifacts}.values())
 
 
 def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool = False) -> int:
     """Execute, then save files and the session whatever the outcome (nothing is lost)."""
     from agentic_orchestration.orchestration.execution_dispatch import (
         execute_workflow_config_resolved,
-    )
-    from agentic_orchestration.output.output_artifacts import (
-        artifacts_dir_for,
-        offer_save_extracted_files_from_execution,
     )
     from agentic_orchestration.sessions.orchestrator_session import save_session, update_session
 
@@ -147,11 +154,12 @@ def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool
     except KeyboardInterrupt as exc:  # the caller's _recorded saves the session
         _keep_interrupted(exc, backend=backend, options=options, record=record)
         raise
-    artifacts_dir = artifacts_dir_for(result.run_id or options.run_id)
-    artifacts = offer_save_extracted_files_from_execution(result, artifacts_dir=artifacts_dir)
-    update_session(record, execution=result, backend=backend.name, artifacts=artifacts)
+    artifacts = _step_artifacts(result)
+    update_session(record, execution=result, backend=backend.name, artifacts=artifacts,
+                   artifacts_dir=options.artifacts_dir if artifacts else None)
     session_path = save_session(record)
-    _print_summary(result, artifacts, artifacts_dir, session_path, quiet=options.quiet)
+    _print_summary(result, artifacts, options.artifacts_dir, session_path,
+                   quiet=options.quiet)
     return result.exit_code
 
 
@@ -164,7 +172,6 @@ def run(
     backend_override: str | None = None,
     quiet: bool = False,
 ) -> int:
-    from agentic_orchestration.orchestration.backends import RunOptions
     from agentic_orchestration.orchestration.execution_dispatch import resolve_backend
 
     if plan_only:  # nothing runs, so no run id and no session
@@ -179,7 +186,7 @@ def run(
 
     backend = resolve_backend(backend_override)
     _check_output_folders(run_store=backend.supports_distributed_steps)
-    options = RunOptions(quiet=quiet, emit_progress_lines=not quiet)
+    options = _run_options(quiet=quiet)
     record = start_session(goal, mode="workflow" if workflow else "dynamic",
                            run_id=options.run_id)
     with _recorded(record):
@@ -195,7 +202,7 @@ def run(
 
 def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = False) -> int:
     """Continue a distributed run from its run store (``main.py --resume RUN_ID``)."""
-    from agentic_orchestration.orchestration.backends import RunOptions, execution_backend_from_env
+    from agentic_orchestration.orchestration.backends import execution_backend_from_env
     from agentic_orchestration.orchestration.run_store import load_run_meta, run_store_from_env
     from agentic_orchestration.sessions.orchestrator_session import load_session, start_session
 
@@ -210,7 +217,7 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
         record = load_session(run_id)
     except ConfigError:
         record = start_session(config.topic, mode="dynamic", run_id=run_id)
-    options = RunOptions(quiet=quiet, emit_progress_lines=not quiet, run_id=run_id)
+    options = _run_options(quiet=quiet, run_id=run_id)
     with _recorded(record):
         return _execute_and_keep(config, backend=backend, catalog=load_catalog(),
                                  options=options, record=record, resume=True)

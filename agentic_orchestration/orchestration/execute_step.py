@@ -253,7 +253,10 @@ def run_step(spec: StepSpec) -> StepResult:
     except Exception as exc:
         log.error("step could not be built: %s: %s", type(exc).__name__, exc)
         return _failed(spec, exc, started_at=started_at, began=began, agent_provider_id=agent_id)
-    options = RunOptions(run_id=spec.run_id, quiet=True, emit_stdout_summary=False,
+    # The step owns its files: they are saved here, in the worker, under the spec's folder
+    # (on Kubernetes that is the pod, not the coordinator's machine).
+    options = RunOptions(run_id=spec.run_id, artifacts_dir=spec.paths.artifacts_dir or None,
+                         quiet=True, emit_stdout_summary=False,
                          emit_progress_lines=False, log_terminal_execution_failure=False)
     try:
         outcome = CrewAIExecutionBackend(live_progress=False).execute_built(built,

@@ -179,6 +179,10 @@ class RunOptions:
     #: Cancels the run from another thread (web UI, budget): the running step is
     #: terminated through its handle and the run ends ``cancelled``.
     cancel: CancelToken | None = None
+    #: Where each finished step saves the files its answer names (the step owns them and
+    #: lists them in ``StepResult.artifacts``; the worker gets it as ``paths.artifacts_dir``).
+    #: None: nothing is extracted (library use; the CLI sets the run's artifacts folder).
+    artifacts_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:

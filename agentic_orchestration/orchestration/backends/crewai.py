@@ -29,6 +29,7 @@ from agentic_orchestration import settings
 from agentic_orchestration.errors import RunCancelled, StepFailed
 from agentic_orchestration.orchestration.backends.base import (
     EXIT_CANCELLED,
+    ArtifactRef,
     ExecutionBackend,
     RecoveryHint,
     RunOptions,
@@ -94,6 +95,8 @@ class _StepTracker:
         self._usage_before: dict[str, int] = {}
         #: ``RunOptions.cancel``: checked between tasks (``_on_task_done``).
         self.cancel: CancelToken | None = None
+        #: ``RunOptions.artifacts_dir``: each finished step's files are saved there at once.
+        self.artifacts_dir: str | None = None
 
     def _index(self, k: int) -> int:
         return self.built.start_index + k
@@ -144,6 +147,7 @@ class _StepTracker:
         self.results.append(StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=0, result_text=text,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,
+            artifacts=_save_step_files(text, self.artifacts_dir, step.id),
         ))
         self.reporter.step_finished(self._index(k), step.id, seconds)
         cancel = self.cancel
@@ -275,6 +279,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
         settings.quiet_crewai_network()
         tracker = _StepTracker(built, options.run_id, reporter, timings)
         tracker.cancel = options.cancel
+        tracker.artifacts_dir = options.artifacts_dir
         for k, task in enumerate(built.tasks):
             # Reset to the base text so a re-run never injects twice; the first task of a
             # resumed crew gets the output of the step before it.
@@ -316,6 +321,25 @@ class CrewAIExecutionBackend(ExecutionBackend):
             if options.execution_error_sink is not None:
                 options.execution_error_sink.append(str(result.error))
         return result
+
+
+def _save_step_files(text: str, artifacts_dir: str | None, step_id: str) -> list[ArtifactRef]:
+    """Save the files ``text`` names under ``artifacts_dir``; their refs (none when unset).
+
+    Done when the step finishes, where it ran, so a run stopped later keeps them and a
+    worker on another machine saves them where its spec says. A failed write is logged,
+    never fatal: the step's answer matters more.
+    """
+    if not artifacts_dir:
+        return []
+    from agentic_orchestration.output.output_artifacts import save_extracted_files
+
+    try:
+        return list(save_extracted_files(text, artifacts_dir))
+    except OSError as exc:
+        logger.error("step %s: cannot save its files under %s: %s", step_id, artifacts_dir,
+                     exc.strerror or exc)
+        return []
 
 
 def _cancellation(exc: BaseException) -> RunCancelled | None:

@@ -102,7 +102,7 @@ class DistributedExecutionBackend(ExecutionBackend):
         store = self._store or run_store_from_env()
         run_id = options.run_id
         specs = build_step_specs(config, catalog, run_id=run_id, run_store_path=str(store.base),
-                                 artifacts_dir=str(store.run_dir(run_id) / "artifacts"))
+                                 artifacts_dir=options.artifacts_dir or "")
         fingerprint = step_specs_resolution_fingerprint(specs)
         if resume:
             if store.read_run_meta(run_id).get("fingerprint") not in (None, fingerprint):
