@@ -37,7 +37,6 @@ __all__ = [
 _K8S = "kubernetes backend"
 _WEB = "web UI"
 _KB = "knowledge base"
-_ITER = "iterative plans and budgets"
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_EXECUTION_BACKEND", "inprocess",
@@ -139,6 +138,22 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
            "`1` lets CrewAI send telemetry and check its version (off by default).",
            kind="bool"),
+    EnvVar("AGENTIC_MAX_REPLANS", "3",
+           "Most plan revisions in a `--dynamic-iterative` run (`0`: plan once, never revise).",
+           kind="int", minimum=0),
+    EnvVar("AGENTIC_MAX_PARALLEL_STEPS", "4",
+           "Most steps running at once on a distributed backend when their dependencies "
+           "allow it (steps wait on LLM replies, not on CPU, so more than the cores is "
+           "fine); the warm launcher keeps as many children ready.",
+           kind="int", minimum=1),
+    EnvVar("AGENTIC_RUN_MAX_TOKENS", "",
+           "Token budget of a run (prompt + completion, all steps): once spent, running steps "
+           "are stopped, finished ones kept, and the run ends `budget_exceeded` (exit 5); "
+           "`--resume` starts a fresh budget; empty: no limit.",
+           kind="int", minimum=1),
+    EnvVar("AGENTIC_RUN_MAX_SECONDS", "",
+           "Wall-time budget of a run, as AGENTIC_RUN_MAX_TOKENS; empty: no limit.",
+           kind="int", minimum=1),
     # --- registered for features not built yet (names from the spec's env var table) -----
     EnvVar("AGENTIC_K8S_NAMESPACE", "agentic-orchestration",
            "Namespace of the step Jobs.", planned=_K8S),
@@ -217,20 +232,6 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_KB", "1",
            "`0` stops giving the planner the past results most relevant to the goal.",
            kind="bool", planned=_KB),
-    EnvVar("AGENTIC_MAX_REPLANS", "3",
-           "Most plan revisions in a `--dynamic-iterative` run.",
-           kind="int", minimum=0, planned=_ITER),
-    EnvVar("AGENTIC_MAX_PARALLEL_STEPS", "4",
-           "Most steps running at once on a distributed backend when their dependencies "
-           "allow it.",
-           kind="int", minimum=1, planned=_ITER),
-    EnvVar("AGENTIC_RUN_MAX_TOKENS", "",
-           "Token budget of a run: once spent, running steps are stopped and the run ends "
-           "as `budget_exceeded`; empty: no limit.",
-           kind="int", minimum=1, planned=_ITER),
-    EnvVar("AGENTIC_RUN_MAX_SECONDS", "",
-           "Wall-time budget of a run, as AGENTIC_RUN_MAX_TOKENS; empty: no limit.",
-           kind="int", minimum=1, planned=_ITER),
 )
 
 _BY_NAME = {v.name: v for v in ENV_VARS}

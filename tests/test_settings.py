@@ -166,9 +166,7 @@ def test_spec_names_are_registered() -> None:
                  "AGENTIC_K8S_JOB_TTL_SECONDS", "AGENTIC_K8S_ALLOW_STDIO_MCPS",
                  "AGENTIC_K8S_WORKER_STDIO_MCPS", "AGENTIC_K8S_ENV_SECRET",
                  "AGENTIC_K8S_WORKER_RESOURCES", "AGENTIC_K8S_GPU_PROVIDER_IDS",
-                 "AGENTIC_K8S_WARM_POOL_ENABLED", "AGENTIC_WEB_TOKEN", "AGENTIC_KB",
-                 "AGENTIC_MAX_PARALLEL_STEPS", "AGENTIC_RUN_MAX_TOKENS",
-                 "AGENTIC_RUN_MAX_SECONDS", "AGENTIC_MAX_REPLANS"):
+                 "AGENTIC_K8S_WARM_POOL_ENABLED", "AGENTIC_WEB_TOKEN", "AGENTIC_KB"):
         assert settings.spec(name).planned, name
     assert settings.value("AGENTIC_K8S_RUN_STORE_MOUNT", {}) == "/run/store"
     assert settings.value("AGENTIC_K8S_JOB_TTL_SECONDS", {}) == 3600
