@@ -105,7 +105,22 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "GPU memory (GB) for the `min_vram_gb` filter; empty detects it.",
            kind="float", minimum=0),
     EnvVar("AGENTIC_SESSIONS_PATH", "~/.local/share/agentic-orchestration/sessions",
-           "Folder where session records (JSON, one per run) are written.", kind="path"),
+           "Folder (0700) of the sessions database `sessions.sqlite3` (SQLite, WAL; keep it "
+           "on a local disk) and of the per-run JSON mirrors; older `{run_id}.json` records "
+           "there are imported on first use.", kind="path"),
+    EnvVar("AGENTIC_SESSIONS_JSON", "1",
+           "`1` also writes each session as `{run_id}.json` next to the database; `0` keeps "
+           "it in the database only.", kind="bool"),
+    EnvVar("AGENTIC_LEARNING", "1",
+           "`0` stops using past sessions: no reliability hints for the planner, and the "
+           "fallback chain keeps the catalog order.", kind="bool"),
+    EnvVar("AGENTIC_LEARNING_WINDOW", "50",
+           "Learning statistics use each provider's newest this-many step attempts "
+           "(per kind of step, and overall).", kind="int", minimum=1),
+    EnvVar("AGENTIC_LEARNING_MIN_RUNS", "3",
+           "Step attempts a provider needs (for that kind, or overall) before its success "
+           "rate orders the fallback chain or is shown to the planner.", kind="int",
+           minimum=1),
     EnvVar("AGENTIC_ARTIFACTS_PATH", "~/.local/share/agentic-orchestration/artifacts",
            "Folder under which each run's files are saved, in `{run_id}/`.", kind="path"),
     EnvVar("AGENTIC_RUN_STORE_PATH", "",

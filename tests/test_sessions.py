@@ -1,9 +1,11 @@
-"""Session records: written atomically with mode 0600, reloaded equal, secrets masked."""
+"""Session records: built from a run, stored (database + JSON mirror, mode 0600), reloaded
+equal, secrets masked. The database itself is tested in test_sessions_db.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def test_record_is_filled_from_plan_execution_and_artifacts(tmp_path: Path) -> N
         "timing": {"started_at": "2024-01-01T00:00:00Z", "finished_at": "2024-01-01T00:00:02Z",
                    "duration_seconds": 2.0},
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        "artifacts": [],
+        "artifacts": [], "k8s": None, "kind": "write", "attempts": 1, "attempt_log": [],
     }]
     assert record.artifacts == ["main.py"]
     assert record.artifacts_dir == str(tmp_path / "artifacts" / "run-1")
@@ -85,13 +87,16 @@ def test_failed_run_keeps_the_error_text() -> None:
     assert record.last_execution_backend == "subprocess"
 
 
-def test_saved_file_reloads_equal_with_mode_0600_and_no_temp_left(tmp_path: Path) -> None:
+def test_saved_record_reloads_equal_with_mode_0600_and_no_temp_left(tmp_path: Path) -> None:
     record = _full_record()
     path = save_session(record)
-    assert path == tmp_path / "sessions" / "run-1.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert os.listdir(path.parent) == ["run-1.json"]
-    assert json.loads(path.read_text())["schema_version"] == "0.1"
+    assert path == tmp_path / "sessions" / "sessions.sqlite3"
+    mirror = tmp_path / "sessions" / "run-1.json"
+    for file in (path, mirror):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert sorted(os.listdir(path.parent)) == ["run-1.json", "sessions.sqlite3"]
+    assert json.loads(mirror.read_text())["schema_version"] == "0.1"
     assert load_session("run-1") == record
 
 
@@ -101,14 +106,15 @@ def test_saving_again_replaces_the_record() -> None:
     update_session(record, route="router:research")
     save_session(record)
     assert load_session("run-3").route == "router:research"
-    assert os.listdir(sessions_dir()) == ["run-3.json"]
+    assert sorted(os.listdir(sessions_dir())) == ["run-3.json", "sessions.sqlite3"]
 
 
 def test_failed_write_keeps_the_old_record_and_leaves_no_temp_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     record = start_session("g", mode="dynamic", run_id="run-4")
-    path = save_session(record)
+    save_session(record)
+    path = sessions_dir() / "run-4.json"
     before = path.read_text()
     update_session(record, route="router:other")
 
@@ -119,14 +125,16 @@ def test_failed_write_keeps_the_old_record_and_leaves_no_temp_file(
     with pytest.raises(OSError, match="disk full"):
         save_session(record)
     assert path.read_text() == before
-    assert os.listdir(path.parent) == ["run-4.json"]
+    assert sorted(os.listdir(path.parent)) == ["run-4.json", "sessions.sqlite3"]
+    assert load_session("run-4").route is None  # the database kept the old record too
 
 
 def test_default_folder_is_under_home(monkeypatch: pytest.MonkeyPatch,
                                       isolated_env: Path) -> None:
     monkeypatch.delenv("AGENTIC_SESSIONS_PATH")
     path = save_session(start_session("g", mode="dynamic", run_id="run-5"))
-    assert path == isolated_env / ".local/share/agentic-orchestration/sessions/run-5.json"
+    assert path == isolated_env / ".local/share/agentic-orchestration/sessions/sessions.sqlite3"
+    assert (path.parent / "run-5.json").is_file()
 
 
 def test_api_key_that_leaked_into_the_answer_is_not_in_the_file(
@@ -141,7 +149,9 @@ def test_api_key_that_leaked_into_the_answer_is_not_in_the_file(
     record = start_session(f"use {token}", mode="dynamic", run_id="run-6")
     update_session(record, execution=_execution(
         "run-6", text=f"Your key is {key}. abc. not-a-secret-value", error=f"401 for {key}"))
-    text = save_session(record).read_text()
+    database = save_session(record)
+    text = (database.parent / "run-6.json").read_text()
+    assert key.encode() not in database.read_bytes() and token.encode() not in database.read_bytes()
     assert key not in text and token not in text
     assert "Your key is ***." in text and "use ***" in text and "401 for ***" in text
     assert "abc." in text and "not-a-secret-value" in text
@@ -163,20 +173,24 @@ def test_list_sessions_without_folder_is_empty() -> None:
     assert list_sessions() == []
 
 
-def test_load_errors_name_the_problem(tmp_path: Path) -> None:
+def test_load_errors_name_the_problem(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ConfigError, match="no session 'missing'"):
         load_session("missing")
     for bad in ("../etc/passwd", "a/b", ".hidden", ""):
         with pytest.raises(ConfigError, match="not a valid session id"):
             load_session(bad)
+
+
+def test_json_files_that_are_not_records_are_named_and_not_imported(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = tmp_path / "sessions"
     folder.mkdir()
     (folder / "old.json").write_text(json.dumps({"schema_version": "9", "session_id": "old"}))
-    with pytest.raises(ConfigError, match=r"old\.json: schema_version '9'"):
-        load_session("old")
     (folder / "partial.json").write_text(json.dumps({"schema_version": "0.1"}))
-    with pytest.raises(ConfigError, match="not a session record"):
-        load_session("partial")
+    with pytest.raises(ConfigError, match="no session 'old'"):
+        load_session("old")
+    assert re.search(r"old\.json: schema_version '9'", caplog.text)
+    assert re.search(r"partial\.json: not a session record", caplog.text)
 
 
 def test_unknown_mode_is_rejected() -> None:

@@ -1,16 +1,23 @@
-"""One JSON record per run: what was asked, how it was planned and routed, what came out.
+"""One record per run: what was asked, how it was planned and routed, what came out.
 
 A session lets a user (and the web UI) look back at a run after the terminal is gone: the
-goal, the plan that ran, each step's provider, timing and token use, the answer, and the
-files saved. Records live in ``{AGENTIC_SESSIONS_PATH}/{session_id}.json``.
+goal, the plan that ran, each step's provider, kind, attempts, timing and token use, the
+answer, and the files saved. Records are kept in the sessions database
+(``store.SessionStore``: SQLite in ``AGENTIC_SESSIONS_PATH``), and by default mirrored as
+``{AGENTIC_SESSIONS_PATH}/{session_id}.json`` (``AGENTIC_SESSIONS_JSON``) for people and
+tools that read files.
 
-Two rules keep them trustworthy:
+This module builds and changes records in memory; ``save_session``/``load_session`` go
+through the store. Three rules keep them trustworthy:
 
-- Written atomically (temp file in the same folder, fsync, ``os.replace``), so a crash or a
-  concurrent reader never sees half a record. Mode 0600: goals and answers can be private.
-- Secrets never land in a file: ``save_session`` masks every secret value in play wherever
-  it appears (the registry of ``agentic_orchestration.redaction``), because an LLM or an
+- Written in one SQLite transaction (the mirror atomically: temp file, fsync,
+  ``os.replace``), so a crash or a concurrent reader never sees half a record. Folder 0700,
+  files 0600: goals and answers can be private.
+- Secrets never land on disk: the store masks every secret value in play wherever it
+  appears (the registry of ``agentic_orchestration.redaction``), because an LLM or an
   exception message can echo a key into ``result_text`` or ``error``.
+- A record names the process that runs it (``pid``, ``host``, ``pid_start``), so a run
+  killed with SIGKILL is seen as ``interrupted`` by the next reader (``_liveness``).
 """
 
 from __future__ import annotations
@@ -23,9 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
-from agentic_orchestration._fs import atomic_write_json, read_json_object
+from agentic_orchestration._fs import read_json_object
 from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.redaction import redact_obj
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.backends.base import (
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FINAL_STATUSES",
     "MODES",
     "SESSION_SCHEMA_VERSION",
     "SessionRecord",
@@ -47,6 +54,7 @@ __all__ = [
     "session_path",
     "sessions_dir",
     "start_session",
+    "status_for",
     "update_session",
 ]
 
@@ -55,12 +63,13 @@ MODES = ("dynamic", "workflow")
 #: What a session keeps of each step (the rest of ``StepResult`` is in the run store).
 STEP_FIELDS = (
     "step_id", "agent_provider_id", "exit_code", "result_text", "error", "recoverable",
-    "timing", "usage", "artifacts",
+    "timing", "usage", "artifacts", "k8s",
 )
 #: A session id is one file name: no separators, no leading dot (temp files use one).
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED = (
     "running", "ok", "failed", "interrupted", "cancelled")
+FINAL_STATUSES = frozenset({STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED})
 
 
 @dataclass(kw_only=True)
@@ -93,6 +102,15 @@ class SessionRecord:
     #: Saved files, relative to ``artifacts_dir``.
     artifacts: list[str] = field(default_factory=list)
     artifacts_dir: str | None = None
+    #: The coordinator process (``_liveness``): a ``running`` record whose process is gone
+    #: is ``interrupted``.
+    pid: int | None = None
+    host: str | None = None
+    pid_start: int | None = None
+    #: Plan revisions of an iterative run, oldest first (JSON objects; iterative planning).
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    #: Room for later features: JSON values keyed by feature name (e.g. ``"kb"``, ``"qa"``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,8 +143,11 @@ def start_session(
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    from agentic_orchestration.sessions._liveness import current_process
+
     run_id = run_id or new_run_id()
     now = utc_now()
+    pid, host, pid_start = current_process()
     return SessionRecord(
         session_id=session_id or run_id,
         created_at=now,
@@ -135,6 +156,9 @@ def start_session(
         mode=mode,
         run_id=run_id,
         status=STATUS_RUNNING,
+        pid=pid,
+        host=host,
+        pid_start=pid_start,
     )
 
 
@@ -172,7 +196,11 @@ def update_session(
                          else status_for(execution.exit_code))
         record.result_text = execution.result_text
         record.error = _error_text(execution.error)
-        record.steps = [_step_summary(step) for step in execution.step_results]
+        kinds = _step_kinds(record.plan)
+        attempts_root = record.run_store if run_store is None else str(run_store)
+        record.steps = [_step_summary(step, kind=kinds.get(step.step_id),
+                                      attempts_root=attempts_root)
+                        for step in execution.step_results]
         record.run_id = execution.run_id or record.run_id
         record.last_execution_backend = execution.backend or record.last_execution_backend
     if backend is not None:
@@ -234,53 +262,95 @@ def sessions_dir() -> Path:
     return path
 
 
-def session_path(session_id: str) -> Path:
-    """The record's file; ConfigError when the id could not be a plain file name."""
+def check_session_id(session_id: str) -> str:
+    """``session_id`` when it could be a plain file name; ConfigError naming it otherwise."""
     if not _SESSION_ID.match(session_id or ""):
-        raise ConfigError(f"{session_id!r} is not a valid session id")
-    return sessions_dir() / f"{session_id}.json"
+        raise ConfigError(f"{session_id!r} is not a valid session id (a run id such as "
+                          f"20261121T063154Z-986ca6b3)")
+    return session_id
+
+
+def session_path(session_id: str) -> Path:
+    """The record's JSON mirror file; ConfigError when the id could not be a file name."""
+    return sessions_dir() / f"{check_session_id(session_id)}.json"
 
 
 def save_session(record: SessionRecord) -> Path:
-    """Write ``record`` (secrets masked) atomically with mode 0600; returns the file."""
-    path = session_path(record.session_id)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_json(path, redact_obj(record.to_dict()), mode=0o600)
-    logger.debug("session %s saved to %s", record.session_id, path)
-    return path
+    """Store ``record`` (secrets masked) in the sessions database; returns the database
+    file. Also writes the JSON mirror unless ``AGENTIC_SESSIONS_JSON=0``."""
+    from agentic_orchestration.sessions.store import SessionStore
+
+    return SessionStore().save(record)
 
 
 def load_session(session_id: str) -> SessionRecord:
-    """Read a saved record. ConfigError (naming the file) when missing or unreadable."""
-    path = session_path(session_id)
-    data = read_json_object(path, what="session record")
-    if data is None:
-        raise ConfigError(f"no session {session_id!r} (looked for {path})")
-    return SessionRecord.from_dict(data, source=str(path))
+    """Read a saved record. ConfigError (naming the id and the database) when missing."""
+    from agentic_orchestration.sessions.store import SessionStore
+
+    return SessionStore().get(session_id)
 
 
-def list_sessions() -> list[SessionRecord]:
-    """Every readable record, newest first. Broken files are skipped with a warning so one
-    bad file does not hide the others."""
-    folder = sessions_dir()
-    if not folder.is_dir():
+def list_sessions(*, limit: int = 10_000) -> list[SessionRecord]:
+    """Saved records, newest first (``SessionStore.list`` for pages and filters)."""
+    from agentic_orchestration.sessions.store import SessionStore
+
+    if not sessions_dir().is_dir():
         return []
-    records = []
-    for path in folder.glob("*.json"):
-        if path.name.startswith("."):
-            continue
+    return SessionStore().records(limit=limit)
+
+
+def _step_kinds(plan: Mapping[str, Any] | None) -> dict[str, str]:
+    """step id -> kind of step (``learning.step_kind`` of its description)."""
+    from agentic_orchestration.sessions.learning import step_kind
+
+    steps = (plan or {}).get("steps") or []
+    return {s["id"]: step_kind(s.get("description") or "") for s in steps
+            if isinstance(s, Mapping) and s.get("id")}
+
+
+def _attempt_log(attempts_root: str | None, step_id: str) -> list[dict[str, Any]]:
+    """Every attempt of a step as the run store kept it (distributed backends), each as
+    provider, status, error, recoverable, timing and usage; [] when there is none."""
+    if not attempts_root:
+        return []
+    folder = Path(attempts_root) / step_id / "attempts"
+    try:
+        names = sorted(folder.glob("*.json"), key=lambda p: int(p.stem)
+                       if p.stem.isdigit() else 0)
+    except OSError:
+        return []
+    log = []
+    for path in names:
         try:
-            records.append(load_session(path.stem))
+            data = read_json_object(path, what="step attempt")
         except ConfigError as exc:
-            logger.warning("skipping session file: %s", exc)
-    return sorted(records, key=lambda r: (r.created_at, r.session_id), reverse=True)
+            logger.warning("attempt not recorded in the session: %s", exc)
+            continue
+        if data is None or not path.stem.isdigit():
+            continue
+        code = data.get("exit_code")
+        log.append({
+            "attempt": int(path.stem), "agent_provider_id": data.get("agent_provider_id"),
+            "exit_code": code, "error": data.get("error"),
+            "recoverable": bool(data.get("recoverable")),
+            "status": "ok" if code == 0 else STATUS_FAILED, "timing": data.get("timing"),
+            "usage": data.get("usage"),
+        })
+    return log
 
 
-def _step_summary(step: StepResult) -> dict[str, Any]:
+def _step_summary(step: StepResult, *, kind: str | None = None,
+                  attempts_root: str | None = None) -> dict[str, Any]:
     data = step.to_dict()
     summary = {key: data.get(key) for key in STEP_FIELDS}
     summary["status"] = ("ok" if step.ok else STATUS_CANCELLED if step.cancelled
                          else STATUS_FAILED)
+    summary["kind"] = kind
+    log = _attempt_log(attempts_root, step.step_id)
+    if log:
+        log[-1]["status"] = summary["status"]
+    summary["attempts"] = max(1, len(log))
+    summary["attempt_log"] = log
     return summary
 
 
