@@ -12,6 +12,8 @@ Exit codes (documented in the README):
       ``AGENTIC_*_PATH`` that cannot be a folder, an MCP ``${VAR}`` unset)
 3     the planner could not produce a valid plan
 4     no usable agent provider (nothing available to run a step)
+5     a run budget (``AGENTIC_RUN_MAX_TOKENS`` / ``AGENTIC_RUN_MAX_SECONDS``) was spent:
+      running steps were stopped, finished ones kept; ``--resume`` continues it
 130   interrupted (Ctrl-C or SIGTERM); finished steps are kept and the session
       records the run as interrupted
 ====  ==========================================================
@@ -27,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_BUDGET_EXCEEDED",
     "EXIT_INTERRUPTED",
     "EXIT_NO_PROVIDER",
     "EXIT_OK",
@@ -34,6 +37,7 @@ __all__ = [
     "EXIT_STEP_FAILED",
     "AgenticError",
     "BackendError",
+    "BudgetExceeded",
     "CatalogError",
     "ConfigError",
     "MCPServerError",
@@ -53,6 +57,7 @@ EXIT_STEP_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PLAN_FAILED = 3
 EXIT_NO_PROVIDER = 4
+EXIT_BUDGET_EXCEEDED = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -235,3 +240,13 @@ class RunCancelled(StepFailed):
     def __init__(self, reason: str = "cancelled", *, step_id: str | None = None) -> None:
         self.reason = reason
         super().__init__(f"cancelled: {reason}", step_id=step_id)
+
+
+class BudgetExceeded(RunCancelled):
+    """A run budget was spent (``orchestration.budget``): the run stops as if cancelled,
+    finished steps kept, and ends with the status ``budget_exceeded`` and exit code 5.
+
+    A ``RunCancelled`` so that every path that stops a run on cancel stops it here too.
+    """
+
+    exit_code = EXIT_BUDGET_EXCEEDED

@@ -191,6 +191,11 @@ class StepConfig(_Strict):
     expected_output: str = Field(
         default="A clear, complete answer.", description="What success looks like."
     )
+    depends_on: list[str] | None = Field(
+        default=None,
+        description="Step ids whose outputs this step needs; absent: the previous step, "
+        "[]: none (steps whose dependencies are done may run at once).",
+    )
 
     @field_validator("id")
     @classmethod
@@ -207,7 +212,9 @@ class WorkflowConfig(_Strict):
     description: str = Field(default="", description="What the workflow is for.")
     topic: str = Field(default="", description="The user goal; fills {topic} in step text.")
     router: RouterRule | None = Field(default=None, description="Goals this workflow handles.")
-    steps: list[StepConfig] = Field(min_length=1, description="Steps, run in order.")
+    steps: list[StepConfig] = Field(
+        min_length=1, description="Steps, run in order (or as their depends_on allow)."
+    )
 
     @model_validator(mode="after")
     def _number_steps(self) -> WorkflowConfig:
@@ -221,6 +228,13 @@ class WorkflowConfig(_Strict):
             seen.add(step.id)
             numbered.append(step)
         object.__setattr__(self, "steps", numbered)
+        # Unknown ids, self-dependencies and cycles fail the load, naming the step.
+        from agentic_orchestration.orchestration.step_graph import (
+            check_dependencies,
+            dependencies_of,
+        )
+
+        check_dependencies(dependencies_of(numbered))
         return self
 
     def with_topic(self, topic: str) -> WorkflowConfig:

@@ -10,7 +10,21 @@ together with the UI). One event per line, each starting with ``(progress) ``; `
     (progress) step <i>/<n> <step_id> failed: <error, one line, at most 300 characters>
     (progress) step <i>/<n> <step_id> skipped: already done (resume)
     (progress) fallback: retrying on <provider_id> from step <i>/<n> <step_id>
-    (progress) run <run_id> finished: ok|failed
+    (progress) run <run_id> finished: ok|failed|cancelled|budget_exceeded
+
+Plans whose steps are not a plain chain (``depends_on``, see ``step_graph``) add::
+
+    (progress) step <i>/<n> <step_id> waits on <id>, <id>
+    (progress) running at once: <step_id>, <step_id>
+    (progress) step <i>/<n> <step_id> not run: needs failed step <id>
+
+``waits on`` is printed once per step with dependencies when the run starts; ``running
+at once`` each time more than one step runs and the set changed. A plain chain prints only
+the lines above, as before. Every run may also print::
+
+    (progress) budget exceeded: <why>
+    (progress) plan revised <k>/<max>: <n> kept, <n> changed, <n> added, <n> removed
+    (progress) plan done: <why>
 
 A fallback retry happens inside one run: ``run ... finished`` is printed once, after the
 last attempt, so a reader can treat it as the end of the run. Every line (and every live
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
@@ -80,6 +95,8 @@ class ProgressReporter:
         self._console: Any = None
         self._step_label = ""
         self._step_started = 0.0
+        self._lock = threading.Lock()  # steps of a graph report from several threads
+        self._running_shown: tuple[str, ...] = ()
 
     # -- events ------------------------------------------------------------------------
     def run_started(self, run_id: str, total_steps: int, backend: str) -> None:
@@ -118,24 +135,60 @@ class ProgressReporter:
         self._console_line(f"[yellow]fallback[/]: retrying on {provider_id}", always=True)
 
     def run_finished(self, run_id: str, ok: bool, *, status: str | None = None) -> None:
-        """``run ... finished: ok|failed``, or ``status`` when given (``cancelled``)."""
+        """``run ... finished: ok|failed``, or ``status`` when given (``cancelled``,
+        ``budget_exceeded``)."""
         self._emit(f"run {run_id} finished: {status or ('ok' if ok else 'failed')}")
         self._stop_status()
+
+    # -- graphs, budgets, revisions -----------------------------------------------------
+    def step_waits(self, index: int, step_id: str, needs: list[str]) -> None:
+        self._emit(f"step {index + 1}/{self.total} {step_id} waits on {', '.join(needs)}")
+
+    def running_at_once(self, step_ids: list[str]) -> None:
+        """The steps running now, when more than one and not already shown."""
+        shown = tuple(step_ids)
+        if len(shown) < 2 or shown == self._running_shown:
+            return
+        self._running_shown = shown
+        self._emit(f"running at once: {', '.join(shown)}")
+        self._update_status(f"running at once: {', '.join(shown)}")
+
+    def step_not_run(self, index: int, step_id: str, failed: str) -> None:
+        self._emit(f"step {index + 1}/{self.total} {step_id} not run: needs failed step "
+                   f"{failed}")
+        self._console_line(f"[yellow]not run[/] step {index + 1}/{self.total} {step_id}: "
+                           f"needs failed step {failed}", always=True)
+
+    def budget_exceeded(self, reason: str) -> None:
+        self._emit(f"budget exceeded: {one_line(reason)}")
+        self._console_line(f"[red]budget exceeded[/]: {one_line(reason)}", always=True)
+
+    def plan_revised(self, revision: int, limit: int, summary: str) -> None:
+        self._emit(f"plan revised {revision}/{limit}: {one_line(summary)}")
+        self._console_line(f"[cyan]plan revised[/] {revision}/{limit}: {one_line(summary)}")
+
+    def plan_done(self, reason: str) -> None:
+        self._emit(f"plan done: {one_line(reason)}")
+
+    def set_total(self, total_steps: int) -> None:
+        """A revised plan has another number of steps; later lines use it."""
+        self.total = total_steps
 
     # -- output ------------------------------------------------------------------------
     def _emit(self, text: str) -> None:
         if not self.enabled:
             return
         line = redact_text(PREFIX + text)
-        self.lines.append(line)
-        if self.live:
-            return
-        stream = self._stream or sys.stdout
-        try:
-            stream.write(line + "\n")
-            stream.flush()
-        except (OSError, ValueError):  # closed pipe: progress must never fail a run
-            logger.debug("progress line dropped: %s", line)
+        with self._lock:
+            self.lines.append(line)
+            if self.live:
+                return
+            stream = self._stream or sys.stdout
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # closed pipe: progress must never fail a run
+                logger.debug("progress line dropped: %s", line)
 
     def _start_status(self, text: str) -> None:
         from rich.console import Console

@@ -17,6 +17,16 @@ Only the *immediately* previous step's output is injected, once. Older outputs r
 step only through what the previous step chose to carry forward; this keeps prompts
 bounded however long the plan is.
 
+A step that depends on several steps (``depends_on``, see ``step_graph``) gets each of
+their outputs, labelled by step id, through :func:`prepare_step_inputs`::
+
+    --- Output of step <id> ---
+    <output, at most AGENTIC_STEP_CONTEXT_CHARS / <number of dependencies> characters>
+    --- End of output of step <id> ---
+
+The limit is shared, not per dependency, so a wide fan-in costs no more prompt than one
+previous step did. With one dependency the text is exactly the classic one above.
+
 Truncation keeps the **head** of the previous output. What arrives here is the previous
 step's final answer, not its reasoning trace, and agents write answers top-down: title,
 summary and the first (usually most important) items come first, sign-offs last. A cut
@@ -26,12 +36,19 @@ summary. The cut is marked with how much was left out so the agent knows it saw 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agentic_orchestration import settings
 
-__all__ = ["PRIOR_OUTPUT_END", "PRIOR_OUTPUT_START", "fill_topic", "prepare_step_description"]
+__all__ = [
+    "PRIOR_OUTPUT_END", "PRIOR_OUTPUT_START", "fill_topic", "prepare_step_description",
+    "prepare_step_inputs",
+]
 
 PRIOR_OUTPUT_START = "--- Output of the previous step ---"
 PRIOR_OUTPUT_END = "--- End of previous output ---"
+STEP_OUTPUT_START = "--- Output of step {step_id} ---"
+STEP_OUTPUT_END = "--- End of output of step {step_id} ---"
 TRUNCATION_NOTE = "[... truncated: {omitted} of {total} characters omitted ...]"
 TOPIC_PLACEHOLDER = "{topic}"
 
@@ -86,3 +103,32 @@ def prepare_step_description(
         return description
     bounded = _bound_prior_output(prior_output, max_chars)
     return f"{description.rstrip()}\n\n{PRIOR_OUTPUT_START}\n{bounded}\n{PRIOR_OUTPUT_END}"
+
+
+def prepare_step_inputs(
+    step_description: str,
+    outputs: Sequence[tuple[str, str | None]],
+    *,
+    max_chars: int | None = None,
+    topic: str | None = None,
+) -> str:
+    """The task text for a step that needs the outputs of ``outputs`` (step id, text).
+
+    One output is the classic hand-off (:func:`prepare_step_description`); several are
+    appended in the given order, each labelled with its step id and cut to an equal share
+    of ``max_chars`` (default ``AGENTIC_STEP_CONTEXT_CHARS``). Blank outputs are left out.
+    """
+    kept = [(step_id, text) for step_id, text in outputs if text and text.strip()]
+    if len(kept) <= 1:
+        return prepare_step_description(step_description, kept[0][1] if kept else None,
+                                        max_chars=max_chars, topic=topic)
+    description = step_description if topic is None else fill_topic(step_description, topic)
+    if max_chars is None:
+        max_chars = settings.get_int("AGENTIC_STEP_CONTEXT_CHARS", minimum=0)
+    share = max_chars // len(kept)
+    if share <= 0:
+        return description
+    blocks = [f"{STEP_OUTPUT_START.format(step_id=step_id)}\n"
+              f"{_bound_prior_output(text or '', share)}\n"
+              f"{STEP_OUTPUT_END.format(step_id=step_id)}" for step_id, text in kept]
+    return description.rstrip() + "\n\n" + "\n\n".join(blocks)

@@ -1,8 +1,11 @@
 """``StepCoordinator``: the one step loop of the distributed backends (spec F2.3, K3.4, K3.5).
 
-The coordinator owns order and policy: it runs the steps in order, hands each one the
-previous step's output (``prepare_step_description``, the same function the in-process
-backend uses), calls the provider lifecycle hooks, records everything in the run store,
+The coordinator owns order and policy: it runs the plan's graph (``step_scheduler``: a
+step starts when the steps it depends on are done, several at once up to
+``AGENTIC_MAX_PARALLEL_STEPS``; a plain chain runs in order as before), hands each step the
+outputs of its dependencies (``step_context``, the same functions the in-process backend
+uses), stops the run when a budget is spent (``budget``), calls the provider lifecycle
+hooks, records everything in the run store,
 retries a failed step when its ``recovery_hint`` allows (``recover``, e.g.
 ``step_recovery.provider_recovery``), applies the step timeout, cancels a run
 (``RunOptions.cancel``), resumes a run, and prints the ``(progress)`` lines. A backend only
@@ -28,10 +31,11 @@ SIGTERM as ``Terminated``) and ``SystemExit`` propagate, after the ``run ... fin
 failed`` line and carrying the finished steps (``partial_step_results``); the interrupted
 attempt writes nothing, so its step has no ``result.json`` and a resume runs it again.
 
-Resume (``resume=True``) trusts the leading steps whose ``result.json`` is ok: they get a
-``step ... finished in <stored seconds>`` line and their text is the next prior output. From
-the first step to run on, every stored result is cleared before anything runs, so an
-interrupted rerun can never leave a later "ok" computed from an older input.
+Resume (``resume=True``) trusts the steps whose ``result.json`` is ok and whose
+dependencies are trusted: they get a ``skipped`` line and their text is their dependents'
+input. Every other step's stored result is cleared before anything runs, so an interrupted
+rerun can never leave a later "ok" computed from an older input. A failed branch stops only
+what depends on it (``step_scheduler``).
 """
 
 from __future__ import annotations
@@ -39,18 +43,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from agentic_orchestration import settings
-from agentic_orchestration.errors import StepFailed, StepSpecError
+from agentic_orchestration.errors import (
+    EXIT_BUDGET_EXCEEDED,
+    BudgetExceeded,
+    RunCancelled,
+    StepFailed,
+    StepSpecError,
+)
 from agentic_orchestration.orchestration.backends.base import (
     EXIT_CANCELLED,
-    RecoveryHint,
     RunOptions,
     StepResult,
     StepSpec,
-    StepTiming,
     WorkflowExecutionResult,
     keep_partial_results,
     utc_now,
@@ -58,12 +65,18 @@ from agentic_orchestration.orchestration.backends.base import (
 from agentic_orchestration.orchestration.backends.launcher import (
     CancelToken,
     StepLauncher,
-    await_exit,
-    result_from_exit,
 )
+from agentic_orchestration.orchestration.budget import RunBudget
 from agentic_orchestration.orchestration.execution_fallback import classify_exception
 from agentic_orchestration.orchestration.progress import ProgressReporter
+from agentic_orchestration.orchestration.step_attempt import (
+    checked_result,
+    failed_result,
+    launch_and_await,
+    provider_id,
+)
 from agentic_orchestration.orchestration.step_context import prepare_step_description
+from agentic_orchestration.orchestration.step_scheduler import GraphRun, Reviser
 from agentic_orchestration.redaction import register_env_names
 
 if TYPE_CHECKING:
@@ -72,13 +85,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "RecoverStep", "StepCoordinator", "failed_result", "launch_and_await", "provider_id",
+    "register_step_secrets", "with_prior_output",
+]
+
 #: ``recover(failed_spec, failed_result, attempt)``: the spec of the next attempt, or None
 #: to give up. ``attempt`` is the 1-based number of the attempt that just failed.
 RecoverStep = Callable[[StepSpec, StepResult, int], StepSpec | None]
-
-
-def provider_id(spec: StepSpec) -> str:
-    return str(spec.agent_provider.get("id", ""))
 
 
 def with_prior_output(spec: StepSpec, prior_output: str | None) -> StepSpec:
@@ -90,36 +104,6 @@ def with_prior_output(spec: StepSpec, prior_output: str | None) -> StepSpec:
     description = prepare_step_description(spec.task.description, prior_output)
     task = spec.task.model_copy(update={"description": description})
     return spec.model_copy(update={"task": task, "prior_output": prior_output or ""})
-
-
-def failed_result(spec: StepSpec, error: str, *, recoverable: bool = False,
-                  recovery_hint: str | None = None, started_at: str = "") -> StepResult:
-    """A failed ``StepResult`` for ``spec``, made by the coordinator itself."""
-    timing = StepTiming(started_at=started_at, finished_at=utc_now()) if started_at else None
-    return StepResult(run_id=spec.run_id, step_id=spec.step_id, exit_code=1, error=error,
-                      recoverable=recoverable, recovery_hint=recovery_hint, timing=timing,
-                      agent_provider_id=provider_id(spec) or None)
-
-
-def _checked(spec: StepSpec, result: object, started_at: str) -> StepResult:
-    """``result`` if it is a usable answer for ``spec``; otherwise a failed result saying why.
-
-    A blank answer fails the step recoverably, as in-process (another provider may answer);
-    a result for another step would be written to the wrong place, so it is a launcher bug.
-    """
-    if not isinstance(result, StepResult):
-        return failed_result(spec, f"execute_step returned {type(result).__name__}, "
-                             "not a StepResult", started_at=started_at)
-    if (result.run_id, result.step_id) != (spec.run_id, spec.step_id):
-        return failed_result(spec, f"execute_step returned the result of {result.run_id}/"
-                             f"{result.step_id}", started_at=started_at)
-    if result.ok and not (result.result_text or "").strip():
-        return result.model_copy(update={
-            "exit_code": 1, "error": "the agent returned an empty answer",
-            "recoverable": True, "recovery_hint": RecoveryHint.PROVIDER_FALLBACK})
-    if not result.agent_provider_id:
-        return result.model_copy(update={"agent_provider_id": provider_id(spec) or None})
-    return result
 
 
 class StepCoordinator:
@@ -148,16 +132,21 @@ class StepCoordinator:
 
     def run_workflow(self, steps: list[StepSpec], *, launcher: StepLauncher,
                      run_store: RunStore, run_options: RunOptions, resume: bool = False,
-                     timeout: float | None = None) -> WorkflowExecutionResult:
+                     timeout: float | None = None, budget: RunBudget | None = None,
+                     reviser: Reviser | None = None) -> WorkflowExecutionResult:
         """Run ``steps`` (base descriptions, no prior output yet) and return the outcome.
 
         Args:
-            steps: The plan's specs in order, as the materializer built them.
-            launcher: Starts one step (already ``start()``ed; the caller closes it).
+            steps: The plan's specs in written order, as the materializer built them.
+            launcher: Starts steps (already ``start()``ed; the caller closes it); with
+                parallel steps, ``launch`` and the handles are used from several threads.
             run_store: Receives specs, attempts and ``result.json`` files.
             run_options: ``run_id`` (must match the specs'), progress, error sink, cancel.
-            resume: Skip the leading steps whose stored ``result.json`` is ok.
+            resume: Skip the steps whose stored ``result.json`` is ok (and their deps').
             timeout: Seconds one attempt may run; default ``AGENTIC_STEP_TIMEOUT_SECONDS``.
+            budget: Token and time budget; default ``RunBudget.from_settings()``.
+            reviser: Iterative plans: may replace the steps not started yet whenever no
+                step is running (``step_scheduler``).
 
         Raises:
             StepSpecError: A spec belongs to another run.
@@ -170,14 +159,19 @@ class StepCoordinator:
         register_step_secrets(steps)
         if timeout is None:
             timeout = float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1))
-        run = _Run(self, steps, launcher, run_store, run_options, timeout)
+        run = _Run(self, steps, launcher, run_store, run_options, timeout,
+                   budget if budget is not None else RunBudget.from_settings(), reviser)
         run.reporter.run_started(run_id, len(steps), self.backend_name)
         try:
             result = run.execute(resume=resume)
         except BaseException as exc:
             run.reporter.run_finished(run_id, False)
-            keep_partial_results(exc, run.results)  # the CLI records them (Ctrl-C, SIGTERM)
+            keep_partial_results(exc, run.graph.results)  # the CLI records them
             raise
+        finally:
+            run.close()
+        if result.status == "budget_exceeded":
+            run.reporter.budget_exceeded(run.budget.exceeded)
         run.reporter.run_finished(run_id, result.ok, status=result.status)
         if not result.ok and run_options.log_terminal_execution_failure:
             logger.error("run %s failed: %s", run_id, result.error)
@@ -190,12 +184,13 @@ class StepCoordinator:
 
 
 class _Run:
-    """State of one ``run_workflow`` call."""
+    """State of one ``run_workflow`` call: the attempts of one step (``_run_step``, called
+    from the step's thread by ``step_scheduler.GraphRun``) and the run's outcome."""
 
     def __init__(self, owner: StepCoordinator, steps: list[StepSpec], launcher: StepLauncher,
-                 store: RunStore, options: RunOptions, timeout: float) -> None:
+                 store: RunStore, options: RunOptions, timeout: float, budget: RunBudget,
+                 reviser: Reviser | None) -> None:
         self.owner = owner
-        self.steps = steps
         self.launcher = launcher
         self.timeout = timeout
         self.store = store
@@ -203,45 +198,23 @@ class _Run:
         self.max_attempts = owner.attempts()
         self.reporter = ProgressReporter(options, stream=owner._progress_stream,
                                          live=owner._live_progress)
-        self.results: list[StepResult] = []
         self.providers: list[str] = []
+        # One switch stops the running steps for a cancel, a budget and an interrupt.
+        self.stop = CancelToken()
+        self._unlink = (options.cancel.on_cancel(lambda: self.stop.cancel(
+            options.cancel.reason if options.cancel else "cancelled"))
+            if options.cancel is not None else (lambda: None))
+        self.budget = budget.start(self.stop)
+        self.graph = GraphRun(steps, run_step=self._run_step, reporter=self.reporter,
+                              store=store, stop=self.stop, budget=budget, reviser=reviser)
 
     def execute(self, *, resume: bool) -> WorkflowExecutionResult:
-        start, prior = self._skip_done() if resume else (0, None)
-        for spec in self.steps[start:]:
-            # A rerun invalidates every later stored result (its input changes); clearing
-            # them first means a crash mid-run can never leave a stale "ok" for --resume.
-            self.store.clear_result(spec.run_id, spec.step_id)
-        cancel = self.options.cancel
-        for index in range(start, len(self.steps)):
-            if cancel is not None and cancel.cancelled:
-                logger.info("run %s cancelled before step %s: %s", self.options.run_id,
-                            self.steps[index].step_id, cancel.reason)
-                return self._outcome(prior, None, cancelled=cancel.reason)
-            result = self._run_step(index, with_prior_output(self.steps[index], prior))
-            self.results.append(result)
-            if not result.ok:
-                return self._outcome(prior, result)
-            prior = result.result_text
-        return self._outcome(prior, None)
+        self.graph.execute(resume=resume)
+        return self._outcome()
 
-    def _skip_done(self) -> tuple[int, str | None]:
-        """Leading steps with an ok stored result: (index of the first to run, its prior)."""
-        prior: str | None = None
-        for index, spec in enumerate(self.steps):
-            try:
-                stored = self.store.read_result(spec.run_id, spec.step_id)
-            except StepSpecError as exc:  # unreadable: running it again is the safe answer
-                logger.warning("resume: %s; step %s runs again", exc, spec.step_id)
-                return index, prior
-            if stored is None or not stored.ok or not (stored.result_text or "").strip():
-                return index, prior
-            logger.info("resume: step %s already done", spec.step_id)
-            self.reporter.step_skipped(index, spec.step_id)
-            self.results.append(stored)
-            self.providers.append(stored.agent_provider_id or provider_id(spec))
-            prior = stored.result_text
-        return len(self.steps), prior
+    def close(self) -> None:
+        self.budget.stop()
+        self._unlink()
 
     def _run_step(self, index: int, spec: StepSpec) -> StepResult:
         """All attempts of one step; returns the last result."""
@@ -276,6 +249,9 @@ class _Run:
             return None
 
     def _attempt(self, index: int, spec: StepSpec, attempt: int) -> StepResult:
+        if self.stop.cancelled:  # cancelled between attempts: do not start another
+            return failed_result(spec, f"cancelled: {self.stop.reason}").model_copy(
+                update={"exit_code": EXIT_CANCELLED})
         self.store.write_spec(spec)
         self.reporter.step_started(index, spec.step_id, provider_id(spec))
         started_at = utc_now()
@@ -286,6 +262,8 @@ class _Run:
             self.reporter.step_failed(index, spec.step_id, f"{type(exc).__name__}: {exc}")
             raise
         seconds = time.perf_counter() - began
+        if self.graph.interrupted.is_set():  # stopped because of an interrupt elsewhere:
+            return result  # as the interrupted step itself, it records nothing
         self.store.write_attempt(result, attempt)
         self.store.write_result(result)
         if result.ok:
@@ -306,7 +284,7 @@ class _Run:
                                  started_at=started_at)
         try:
             self.store.clear_result(spec.run_id, spec.step_id)
-            return _checked(spec, self._await(spec, started_at), started_at)
+            return checked_result(spec, self._await(spec, started_at), started_at)
         finally:
             try:
                 provider.after_task(spec.step_id)
@@ -315,71 +293,43 @@ class _Run:
 
     def _await(self, spec: StepSpec, started_at: str) -> StepResult:
         return launch_and_await(self.launcher, self.store, spec, timeout=self.timeout,
-                                cancel=self.options.cancel, started_at=started_at)
+                                cancel=self.stop, started_at=started_at)
 
-    def _outcome(self, prior: str | None, failed: StepResult | None, *,
-                 cancelled: str = "") -> WorkflowExecutionResult:
+    def _outcome(self) -> WorkflowExecutionResult:
+        """ok, ``failed`` (the first failed step), ``cancelled`` or ``budget_exceeded``."""
+        graph = self.graph
         error: StepFailed | None = None
-        if failed is not None:
+        status = "ok"
+        exit_code = 0
+        if self.budget.exceeded:
+            error = BudgetExceeded(self.budget.exceeded)
+            status, exit_code = "budget_exceeded", EXIT_BUDGET_EXCEEDED
+        elif self.stop.cancelled:
+            error = RunCancelled(self.stop.reason or "cancelled")
+            status, exit_code = "cancelled", EXIT_CANCELLED
+        elif graph.failed:
+            failed = next(r for r in graph.results if r.step_id in graph.failed)
             error = StepFailed(failed.error or f"exit code {failed.exit_code}",
                                step_id=failed.step_id, recoverable=failed.recoverable,
                                recovery_hint=failed.recovery_hint)
-            if failed.cancelled:
-                cancelled = failed.error or "cancelled"
-        elif cancelled:
-            error = StepFailed(f"cancelled: {cancelled}")
+            status, exit_code = "failed", 1
+        elif graph.final_output() is None:  # nothing failed, yet not everything ran
+            error = StepFailed("the run ended before every step ran")
+            status, exit_code = "failed", 1
+        skipped = [r.agent_provider_id or "" for r in graph.results
+                   if r.step_id in graph.skipped]
         return WorkflowExecutionResult(
-            exit_code=0 if error is None else EXIT_CANCELLED if cancelled else 1,
-            status="ok" if error is None else "cancelled" if cancelled else "failed",
-            # As in-process: a failed run has no final answer (the finished steps' texts
-            # are in step_results and the run store).
-            result_text=prior if error is None else None,
+            exit_code=exit_code,
+            status=status,  # type: ignore[arg-type]
+            # As in-process: a run that did not finish has no final answer (the finished
+            # steps' texts are in step_results and the run store).
+            result_text=graph.final_output() if error is None else None,
             error=error,
-            step_results=list(self.results),
+            step_results=list(graph.results),
             run_id=self.options.run_id,
             backend=self.owner.backend_name,
-            providers_tried=list(dict.fromkeys(p for p in self.providers if p)),
+            providers_tried=list(dict.fromkeys(p for p in [*skipped, *self.providers] if p)),
         )
-
-
-def launch_and_await(launcher: StepLauncher, store: RunStore, spec: StepSpec, *,
-                     timeout: float, cancel: CancelToken | None = None,
-                     spec_path: Path | None = None, started_at: str = "") -> StepResult:
-    """One attempt through the launcher: launch, wait under ``timeout`` and ``cancel``,
-    terminate (always: a sweep of what the step left running), map with
-    ``result_from_exit``. ``spec_path`` defaults to where the coordinator wrote the spec.
-    """
-    started_at = started_at or utc_now()
-    began = time.monotonic()
-    log_path = Path(store.result_path(spec.run_id, spec.step_id)).parent / "worker.log"
-    try:
-        handle = launcher.launch(
-            spec, spec_path=spec_path or Path(store.spec_path(spec.run_id, spec.step_id)),
-            log_path=log_path)
-    except Exception as exc:
-        logger.exception("launching step %s failed", spec.step_id)
-        return failed_result(spec, f"cannot launch the step: {type(exc).__name__}: {exc}",
-                             started_at=started_at)
-    try:
-        outcome = await_exit(handle, timeout=timeout, cancel=cancel)
-    except BaseException:  # Ctrl-C, SIGTERM: stop the step, keep nothing of it
-        logger.warning("step %s interrupted; terminating %s", spec.step_id, handle.ref)
-        handle.terminate()
-        raise
-    handle.terminate()
-    timing = StepTiming(started_at=started_at, finished_at=utc_now(),
-                        duration_seconds=round(time.monotonic() - began, 3))
-    try:
-        stored = store.read_result(spec.run_id, spec.step_id)
-    except Exception as exc:
-        return failed_result(spec, f"worker wrote an unusable result.json: {exc}",
-                             recoverable=True, recovery_hint=RecoveryHint.WORKER_RETRY,
-                             started_at=started_at)
-    result = result_from_exit(spec, outcome, stored, timing=timing,
-                              log_tail=handle.log_tail() if stored is None else "")
-    if not result.ok:
-        logger.warning("step %s failed in %s: %s", spec.step_id, handle.ref, result.error)
-    return result
 
 
 def register_step_secrets(steps: list[StepSpec]) -> None:

@@ -94,6 +94,8 @@ def build_step_specs(
             prior_output="",
             inputs={"topic": config.topic},
             paths=paths.model_copy(),
+            # None (the step before it) stays None: a chain's specs are what they were.
+            depends_on=list(step.depends_on) if step.depends_on is not None else None,
         ))
         logger.debug("run %s: step %s resolved to agent %s with %d MCP server(s)",
                      run_id, step.id, entry.id, len(refs))

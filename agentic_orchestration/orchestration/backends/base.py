@@ -92,6 +92,15 @@ class StepSpec(_Contract):
     prior_output: str = ""
     inputs: dict[str, Any] = Field(default_factory=dict)
     paths: StepPaths = Field(default_factory=StepPaths)
+    #: Optional (added within v0.1): the step ids whose outputs ``task.description`` holds.
+    #: None (the default, and left out of the JSON) means the previous step, as before.
+    depends_on: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if data.get("depends_on") is None:
+            data.pop("depends_on", None)  # a chain's spec stays what v0.1 readers know
+        return data
 
 
 class ArtifactRef(_Contract):
@@ -201,8 +210,9 @@ class WorkflowExecutionResult:
     backend: str = ""
     #: Provider ids tried in order (more than one when the fallback chain was used).
     providers_tried: list[str] = field(default_factory=list)
-    #: ``ok``, ``failed`` or ``cancelled`` (``RunOptions.cancel``; exit code 130).
-    status: Literal["ok", "failed", "cancelled"] | None = None
+    #: ``ok``, ``failed``, ``cancelled`` (``RunOptions.cancel``; exit code 130) or
+    #: ``budget_exceeded`` (a run budget was spent; exit code 5).
+    status: Literal["ok", "failed", "cancelled", "budget_exceeded"] | None = None
 
     def __post_init__(self) -> None:
         if self.status is None:
