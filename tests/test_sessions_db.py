@@ -240,3 +240,44 @@ def test_twenty_concurrent_writer_processes_lose_nothing() -> None:
     assert {s.run_id for s in summaries} == {f"w{i}-{n}" for i in range(20) for n in range(5)}
     assert len(store.step_rows()) == 100
     assert len({seq for seq, _, _ in store.changes(limit=1000)}) == 100
+
+
+def test_cli_lists_and_shows_sessions_and_names_a_bad_id(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from agentic_orchestration.cli.main import main
+
+    for run_id, code, goal in (("run-x", 0, "history of the bicycle"),
+                               ("run-y", 1, "a haiku about the sea")):
+        save_session(_record(run_id, goal=goal, status_code=code, k8s=run_id == "run-x"))
+    assert main(["--sessions"]) == 0
+    out = capsys.readouterr().out
+    assert "run-x" in out and "run-y" in out
+    assert main(["--sessions", "BICYCLE", "--status", "ok"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].split()[:4] == ["run-x", "ok", "kubernetes", "1"]
+    assert main(["--session", "run-x"]) == 0
+    out = capsys.readouterr().out
+    assert "run run-x: ok (exit 0)" in out and "goal: history of the bicycle" in out
+    assert "step_1 [ok] coder kind=code attempts=1 3.0s tokens=42" in out
+    assert "k8s: pod_name=run-step-1-abc, node_name=kind-worker" in out
+    assert main(["--session", "run-x", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == "run-x"
+    for bad, message in (("no-such-run", "error: no session 'no-such-run' in "),
+                         ("../../etc", "error: '../../etc' is not a valid session id")):
+        assert main(["--session", bad]) == EXIT_BAD_INPUT
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message) and captured.err.count("\n") == 1
+        assert "Traceback" not in captured.err
+
+
+@pytest.mark.backend_inprocess
+def test_a_cli_run_is_recorded_with_its_process_and_a_failed_plan_too(
+        fake_config, scripted_llm, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentic_orchestration.cli.main import main
+    from agentic_orchestration.errors import EXIT_PLAN_FAILED
+
+    scripted_llm.enqueue("not json", "still not json")
+    assert main(["--dynamic", "plan this", "--no-router"]) == EXIT_PLAN_FAILED
+    [summary] = SessionStore().list()
+    assert summary.status == "failed" and summary.pid == os.getpid()
+    assert summary.exit_code == EXIT_PLAN_FAILED and "no valid plan" in (summary.error or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,10 @@ class Catalog:
     workflows: dict[str, WorkflowConfig] = field(default_factory=dict)
     agent_exclusions: dict[str, str] = field(default_factory=dict)
     mcp_exclusions: dict[str, str] = field(default_factory=dict)
+    #: Reorders a fallback chain ``(chain, step_description, topic) -> chain``; None keeps
+    #: the catalog order. The CLI sets ``sessions.learning.chain_order()`` (past runs).
+    chain_order: Callable[[list[AgentProviderEntry], str, str], list[AgentProviderEntry]] | None \
+        = field(default=None, repr=False, compare=False)
 
     @property
     def available_agents(self) -> list[AgentProviderEntry]:
@@ -57,11 +62,13 @@ class Catalog:
             raise NoProviderError(f"no agent provider is available ({reasons or 'catalog empty'})")
         return self.available_agents[0]
 
-    def fallback_chain(self, first: AgentProviderEntry) -> list[AgentProviderEntry]:
+    def fallback_chain(self, first: AgentProviderEntry, *, step_description: str = "",
+                       topic: str = "") -> list[AgentProviderEntry]:
         """Providers to try after ``first`` fails: other available LLM endpoints, best first.
 
         Entries that share ``first``'s endpoint (same type, model and URL) are skipped: they
-        would fail the same way.
+        would fail the same way. "Best" is the catalog order, or ``chain_order``'s (given
+        the failed step's description and topic) when set.
         """
         seen = {first.endpoint()}
         chain = []
@@ -69,6 +76,8 @@ class Catalog:
             if entry.endpoint() not in seen:
                 seen.add(entry.endpoint())
                 chain.append(entry)
+        if self.chain_order is not None and len(chain) > 1:
+            return self.chain_order(chain, step_description, topic)
         return chain
 
     def resolve_step_agent(self, step: StepConfig, *, workflow: str = "") -> AgentProviderEntry:

@@ -73,6 +73,20 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="list MCP providers, available or filtered out and why")
     listing.add_argument("--list-workflows", action="store_true",
                          help="list static workflows and whether they can run here")
+    past = parser.add_argument_group("sessions (past runs)")
+    past.add_argument("--sessions", nargs="?", const="", metavar="TEXT",
+                      help="list past runs, newest first; TEXT filters on goal, run id, "
+                      "route, backend and error")
+    past.add_argument("--status", choices=("running", "ok", "failed", "cancelled",
+                                           "interrupted"), help="with --sessions: only these")
+    past.add_argument("--limit", type=int, default=20, metavar="N",
+                      help="with --sessions: at most N runs (default 20)")
+    past.add_argument("--session", metavar="RUN_ID", help="show one run in full")
+    past.add_argument("--stats", action="store_true",
+                      help="per agent provider and kind of step: runs, success rate, "
+                      "latency, recoverable failures, tokens")
+    past.add_argument("--json", action="store_true",
+                      help="with --session or --stats: print JSON")
     return parser
 
 
@@ -96,6 +110,16 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         return run_command.resume(args.resume, backend_override=args.execution_backend,
                                   quiet=args.quiet)
+
+    if args.sessions is not None or args.session is not None or args.stats:
+        from agentic_orchestration.cli import sessions_cmd
+
+        if args.session is not None:
+            return sessions_cmd.session_command(args.session, as_json=args.json)
+        if args.stats:
+            return sessions_cmd.stats_command(as_json=args.json)
+        return sessions_cmd.list_command(text=args.sessions, status=args.status,
+                                         limit=max(1, args.limit))
 
     listings = [args.list_agents, args.list_mcps, args.list_workflows]
     if any(listings):

@@ -88,6 +88,14 @@ def _check_output_folders(*, run_store: bool) -> None:
         settings.check_folder_path("AGENTIC_RUN_STORE_PATH", run_store_from_env().base)
 
 
+def _learned(catalog: Catalog) -> Catalog:
+    """The catalog with its fallback chain ordered by past runs (``sessions.learning``)."""
+    from agentic_orchestration.sessions.learning import chain_order
+
+    catalog.chain_order = chain_order()
+    return catalog
+
+
 @contextlib.contextmanager
 def _recorded(record) -> Iterator[None]:
     """Save ``record`` as failed or interrupted when the block raises, then re-raise."""
@@ -182,7 +190,11 @@ def run(
         print(json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2))
         return EXIT_OK
 
-    from agentic_orchestration.sessions.orchestrator_session import start_session, update_session
+    from agentic_orchestration.sessions.orchestrator_session import (
+        save_session,
+        start_session,
+        update_session,
+    )
 
     backend = resolve_backend(backend_override)
     _check_output_folders(run_store=backend.supports_distributed_steps)
@@ -190,7 +202,8 @@ def run(
     record = start_session(goal, mode="workflow" if workflow else "dynamic",
                            run_id=options.run_id)
     with _recorded(record):
-        catalog = load_catalog()
+        save_session(record)  # running, with pid and host: a SIGKILL from here is readable
+        catalog = _learned(load_catalog())
         config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
                                              use_router=use_router)
         catalog.check_workflow(config)
@@ -219,5 +232,5 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
         record = start_session(config.topic, mode="dynamic", run_id=run_id)
     options = _run_options(quiet=quiet, run_id=run_id)
     with _recorded(record):
-        return _execute_and_keep(config, backend=backend, catalog=load_catalog(),
+        return _execute_and_keep(config, backend=backend, catalog=_learned(load_catalog()),
                                  options=options, record=record, resume=True)

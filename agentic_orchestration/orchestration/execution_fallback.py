@@ -185,7 +185,8 @@ def plan_fallback(
     """
     index = next(i for i, s in enumerate(config.steps) if s.id == failed_step_id)
     failed_entry = catalog.resolve_step_agent(config.steps[index], workflow=config.name)
-    chain = catalog.fallback_chain(failed_entry)
+    chain = catalog.fallback_chain(failed_entry, step_description=config.steps[index].description,
+                                   topic=config.topic)
     if not chain:
         return None
     provider = chain[0]

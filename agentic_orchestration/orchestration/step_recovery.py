@@ -71,7 +71,10 @@ def provider_recovery(catalog: Catalog) -> RecoverStep:
             logger.info("step %s failed recoverably; fallback is off (AGENTIC_FALLBACK=0)",
                         spec.step_id)
             return None
-        following = _next_in_chain(catalog.fallback_chain(original), current)
+        own_text = spec.task.description.replace(spec.prior_output, " ") \
+            if spec.prior_output else spec.task.description  # the step's words decide its kind
+        chain = catalog.fallback_chain(original, step_description=own_text, topic=spec.topic)
+        following = _next_in_chain(chain, current)
         if following is None:
             logger.warning("step %s failed on %s; no other provider is left", spec.step_id,
                            current.id)

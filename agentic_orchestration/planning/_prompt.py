@@ -148,13 +148,16 @@ def example_plans(catalog: Catalog, goal: str) -> list[tuple[str, dict[str, Any]
     return examples
 
 
-def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = False) -> str:
+def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = False,
+                 reliability: str = "") -> str:
     """The planner prompt: agents, tools, rules, worked examples, then the goal.
 
     Kept compact and in one user message: small local models (Gemma via llama.cpp's
     ``gemma`` chat format) drop system messages, and every token is prefill time on CPU.
     ``pinned`` (the plan's agents are fixed by the schema) shows only the example of the
     goal's own kind: a base model copied the general example's first step into every plan.
+    ``reliability`` (per-provider success in past runs, ``sessions.learning.planner_hints``)
+    follows the agent list it is about.
     """
     agents = "\n".join(
         f"- {a.id}: {a.role}" + (f" - {a.planner_hint}" if a.planner_hint else "")
@@ -172,6 +175,7 @@ def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = 
     return (
         "Plan the work for a goal as a JSON list of steps for a team of agents.\n\n"
         f"Agents (ids for agent_provider):\n{agents}\n\n"
+        f"{reliability}"
         f"{tools}\n\n"
         "Rules:\n"
         f"- Usually 2 to 4 steps, never more than {max_steps}.\n"

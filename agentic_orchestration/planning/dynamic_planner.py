@@ -142,7 +142,9 @@ class DynamicPlanner:
         schema = build_plan_schema(self.catalog, max_steps=self.max_steps, skeleton=skeleton)
         messages: list[dict[str, str]] = [
             {"role": "user", "content": build_prompt(goal, self.catalog, max_steps=self.max_steps,
-                                                     pinned=skeleton is not None)},
+                                                     pinned=skeleton is not None,
+                                                     reliability=self._reliability(goal,
+                                                                                   skeleton))},
         ]
         client, url = self._client()
         try:
@@ -175,6 +177,15 @@ class DynamicPlanner:
             stats.seconds = time.perf_counter() - started
         raise PlanError(f"planner {self.provider.id} gave no valid plan after "
                         f"{stats.attempts} attempts: " + "; ".join(stats.problems[-1]))
+
+    def _reliability(self, goal: str, skeleton: list[str] | None) -> str:
+        """Past runs' per-provider success for the prompt (``sessions.learning``); none
+        when the agents are pinned (nothing to choose, and every token is prefill)."""
+        if skeleton is not None:
+            return ""
+        from agentic_orchestration.sessions.learning import planner_hints
+
+        return planner_hints(self.catalog, goal)
 
     def _skeleton(self, goal: str) -> list[str] | None:
         """The agents a base model's plan must use, in order, or None for any other model.
