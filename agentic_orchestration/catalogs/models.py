@@ -215,6 +215,11 @@ class WorkflowConfig(_Strict):
     steps: list[StepConfig] = Field(
         min_length=1, description="Steps, run in order (or as their depends_on allow)."
     )
+    kb_context: list[str] | None = Field(
+        default=None,
+        description="Run ids of the past runs whose results the planner was shown (knowledge "
+        "base); set by the planner after validation, never part of the model's answer.",
+    )
 
     @model_validator(mode="after")
     def _number_steps(self) -> WorkflowConfig:

@@ -149,13 +149,15 @@ def example_plans(catalog: Catalog, goal: str) -> list[tuple[str, dict[str, Any]
 
 
 def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = False,
-                 reliability: str = "") -> str:
+                 knowledge: str = "", reliability: str = "") -> str:
     """The planner prompt: agents, tools, rules, worked examples, then the goal.
 
     Kept compact and in one user message: small local models (Gemma via llama.cpp's
     ``gemma`` chat format) drop system messages, and every token is prefill time on CPU.
     ``pinned`` (the plan's agents are fixed by the schema) shows only the example of the
     goal's own kind: a base model copied the general example's first step into every plan.
+    ``knowledge`` (past results, ``knowledge.planner_context``) goes before the rules, so
+    the worked examples and the goal stay last, where a small model looks.
     ``reliability`` (per-provider success in past runs, ``sessions.learning.planner_hints``)
     follows the agent list it is about.
     """
@@ -177,7 +179,8 @@ def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = 
         f"Agents (ids for agent_provider):\n{agents}\n\n"
         f"{reliability}"
         f"{tools}\n\n"
-        "Rules:\n"
+        + (f"{knowledge}\n\n" if knowledge else "")
+        + "Rules:\n"
         f"- Usually 2 to 4 steps, never more than {max_steps}.\n"
         "- Each step: the agent that fits, what it must do for the goal (description), "
         "what it hands on (expected_output).\n"

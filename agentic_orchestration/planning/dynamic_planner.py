@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry, WorkflowConfig
 from agentic_orchestration.errors import ConfigError, PlanError
+from agentic_orchestration.knowledge import planner_context
 from agentic_orchestration.planning._prompt import build_prompt, plan_skeleton, repair_prompt
 from agentic_orchestration.planning.plan_schema import build_plan_schema
 
@@ -140,9 +141,11 @@ class DynamicPlanner:
         stats = self.last_stats = PlanStats(provider_id=self.provider.id)
         skeleton = self._skeleton(goal)
         schema = build_plan_schema(self.catalog, max_steps=self.max_steps, skeleton=skeleton)
+        kb = planner_context(goal)  # past results for the goal (AGENTIC_KB=0: none)
         messages: list[dict[str, str]] = [
             {"role": "user", "content": build_prompt(goal, self.catalog, max_steps=self.max_steps,
                                                      pinned=skeleton is not None,
+                                                     knowledge=kb.text,
                                                      reliability=self._reliability(goal,
                                                                                    skeleton))},
         ]
@@ -165,6 +168,8 @@ class DynamicPlanner:
                                             max_steps=self.max_steps)
                     logger.info("planned %r with %s: %d steps, attempt %d", goal,
                                 self.provider.id, len(config.steps), attempt)
+                    if kb.run_ids:  # the plan records which past runs it was shown
+                        config = config.model_copy(update={"kb_context": kb.run_ids})
                     return config
                 stats.problems.append(problems)
                 logger.warning("planner %s answer %d invalid: %s", self.provider.id, attempt,
