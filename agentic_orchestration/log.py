@@ -81,7 +81,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("run_id", "step_id"):
+        for key in ("run_id", "step_id", "job"):  # job: a Kubernetes step's Job name
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = str(value)

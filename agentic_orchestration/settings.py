@@ -169,55 +169,69 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_RUN_MAX_SECONDS", "",
            "Wall-time budget of a run, as AGENTIC_RUN_MAX_TOKENS; empty: no limit.",
            kind="int", minimum=1),
-    # --- registered for features not built yet (names from the spec's env var table) -----
+    # --- kubernetes backend (orchestration/backends/kubernetes_runner.py) -----------------
     EnvVar("AGENTIC_K8S_NAMESPACE", "agentic-orchestration",
-           "Namespace of the step Jobs.", planned=_K8S),
+           "Namespace of the step Jobs (the coordinator's Role is granted there only)."),
     EnvVar("AGENTIC_K8S_WORKER_IMAGE", "",
-           "Worker container image (`docker/Dockerfile.worker`); required on this backend.",
-           planned=_K8S),
+           "Worker container image (`docker/Dockerfile.worker`); required on the kubernetes "
+           "backend."),
+    EnvVar("AGENTIC_K8S_IMAGE_PULL_POLICY", "IfNotPresent",
+           "`imagePullPolicy` of the worker container; `Never` for an image imported into "
+           "the node's runtime without a registry.",
+           kind="choice", choices=("IfNotPresent", "Always", "Never")),
     EnvVar("AGENTIC_K8S_RUN_STORE_PVC", "",
-           "PersistentVolumeClaim (ReadWriteMany) holding the run store; required on this "
-           "backend.",
-           planned=_K8S),
+           "PersistentVolumeClaim (ReadWriteMany) holding the run store; required on the "
+           "kubernetes backend, with AGENTIC_RUN_STORE_PATH set to where the coordinator "
+           "sees the same volume."),
     EnvVar("AGENTIC_K8S_RUN_STORE_MOUNT", "/run/store",
-           "Where worker pods mount the run store PVC; the coordinator's "
-           "AGENTIC_RUN_STORE_PATH is the same volume.",
-           planned=_K8S),
+           "Where worker pods mount the run store PVC (an absolute path); specs name "
+           "`{mount}/{run_id}/{step_id}-spec.json`."),
     EnvVar("AGENTIC_K8S_SERVICE_ACCOUNT", "",
            "ServiceAccount of worker pods; empty: the namespace's default (workers need no "
-           "Kubernetes API access).",
-           planned=_K8S),
+           "Kubernetes API access and get no token mounted)."),
     EnvVar("AGENTIC_K8S_ENV_SECRET", "",
-           "Secret whose keys become the worker's environment (provider keys), e.g. "
-           "`agentic-orchestrator-env`.",
-           planned=_K8S),
+           "Secret whose keys become the worker's environment (provider keys, MCP `${VAR}` "
+           "values), e.g. `agentic-orchestrator-env`; values never enter a Job spec."),
     EnvVar("AGENTIC_K8S_JOB_TTL_SECONDS", "3600",
-           "`ttlSecondsAfterFinished` of a finished step Job.",
-           kind="int", minimum=0, planned=_K8S),
+           "`ttlSecondsAfterFinished` of a finished step Job (its pod log stays readable "
+           "until then).",
+           kind="int", minimum=0),
     EnvVar("AGENTIC_K8S_WORKER_RESOURCES", "",
            "Requests and limits of the worker container, e.g. "
-           "`{\"requests\": {\"cpu\": \"500m\"}}`.",
-           kind="json", planned=_K8S),
+           "`{\"requests\": {\"cpu\": \"500m\"}, \"limits\": {\"memory\": \"1Gi\"}}`.",
+           kind="json"),
     EnvVar("AGENTIC_K8S_GPU_PROVIDER_IDS", "",
            "Agent provider ids whose steps get AGENTIC_K8S_GPU_NODE_SELECTOR.",
-           kind="list", planned=_K8S),
+           kind="list"),
     EnvVar("AGENTIC_K8S_GPU_NODE_SELECTOR", "",
-           "nodeSelector of steps whose provider is in AGENTIC_K8S_GPU_PROVIDER_IDS.",
-           kind="json", planned=_K8S),
+           "nodeSelector (JSON object of strings) of steps whose provider is in "
+           "AGENTIC_K8S_GPU_PROVIDER_IDS.",
+           kind="json"),
+    EnvVar("AGENTIC_K8S_HOST_NETWORK", "0",
+           "`1` runs worker pods on the node's network (`hostNetwork`), so they reach "
+           "servers on the node's loopback (a single-node test cluster).",
+           kind="bool"),
+    EnvVar("AGENTIC_K8S_SCHEDULE_TIMEOUT_SECONDS", "120",
+           "How long a step's pod may stay unschedulable or wait for its image before the "
+           "step fails (not retried).",
+           kind="int", minimum=1),
     EnvVar("AGENTIC_K8S_ALLOW_STDIO_MCPS", "0",
-           "`1` lets the planner use stdio MCP ids in kubernetes mode (needs a sidecar or "
-           "gateway for each).",
-           kind="bool", planned=_K8S),
+           "`1` lets the planner and steps use the classified stdio MCP ids in kubernetes "
+           "mode (each needs a sidecar or gateway); `0`: only HTTP-native ids, worker-native "
+           "ones and those with a gateway URL.",
+           kind="bool"),
     EnvVar("AGENTIC_K8S_WORKER_STDIO_MCPS", "fetch_url",
            "Stdio MCP ids run inside the worker container (`mcp-server-fetch` is in the "
            "image).",
-           kind="list", planned=_K8S),
+           kind="list"),
     EnvVar("AGENTIC_K8S_MCP_FETCH_URL", "",
            "Cluster HTTP gateway for `fetch_url` (its stdio entry rewritten to "
            "streamable_http).",
-           kind="url", planned=_K8S),
+           kind="url"),
     EnvVar("AGENTIC_K8S_MCP_FILESYSTEM_URL", "",
-           "Cluster HTTP gateway for `filesystem_local`.", kind="url", planned=_K8S),
+           "Cluster HTTP gateway for `filesystem_local` (rewritten as for fetch_url).",
+           kind="url"),
+    # --- registered for features not built yet (names from the spec's env var table) -----
     EnvVar("AGENTIC_K8S_POD_SIDECAR_MCPS", "",
            "MCP ids served by an in-pod supergateway sidecar (e.g. `filesystem_local`).",
            kind="list", planned=_K8S),

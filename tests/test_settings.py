@@ -165,8 +165,9 @@ def test_spec_names_are_registered() -> None:
                  "AGENTIC_K8S_RUN_STORE_PVC", "AGENTIC_K8S_RUN_STORE_MOUNT",
                  "AGENTIC_K8S_JOB_TTL_SECONDS", "AGENTIC_K8S_ALLOW_STDIO_MCPS",
                  "AGENTIC_K8S_WORKER_STDIO_MCPS", "AGENTIC_K8S_ENV_SECRET",
-                 "AGENTIC_K8S_WORKER_RESOURCES", "AGENTIC_K8S_GPU_PROVIDER_IDS",
-                 "AGENTIC_K8S_WARM_POOL_ENABLED", "AGENTIC_WEB_TOKEN", "AGENTIC_KB"):
+                 "AGENTIC_K8S_WORKER_RESOURCES", "AGENTIC_K8S_GPU_PROVIDER_IDS"):
+        assert not settings.spec(name).planned, name  # built: the kubernetes backend
+    for name in ("AGENTIC_K8S_WARM_POOL_ENABLED", "AGENTIC_WEB_TOKEN"):
         assert settings.spec(name).planned, name
     assert settings.value("AGENTIC_K8S_RUN_STORE_MOUNT", {}) == "/run/store"
     assert settings.value("AGENTIC_K8S_JOB_TTL_SECONDS", {}) == 3600

@@ -63,7 +63,12 @@ def _workflow_lines(catalog: Catalog) -> list[str]:
 
 
 def run_listings(*, agents: bool, mcps: bool, workflows: bool) -> int:
-    catalog = load_catalog(include_workflows=workflows)
+    from agentic_orchestration.orchestration.backends.factory import backend_name_from_env
+    from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
+
+    # In kubernetes mode an MCP its pods cannot run is out, and says why.
+    catalog = catalog_for_backend(load_catalog(include_workflows=workflows),
+                                  backend_name_from_env())
     blocks = []
     if agents:
         blocks.append(_agent_lines(catalog))

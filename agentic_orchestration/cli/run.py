@@ -181,9 +181,13 @@ def run(
     quiet: bool = False,
 ) -> int:
     from agentic_orchestration.orchestration.execution_dispatch import resolve_backend
+    from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
 
     if plan_only:  # nothing runs, so no run id and no session
-        catalog = load_catalog()
+        from agentic_orchestration.orchestration.backends.factory import backend_name_from_env
+
+        # The planner is offered only what the backend can serve (kubernetes: MCP policy).
+        catalog = catalog_for_backend(load_catalog(), backend_name_from_env(backend_override))
         config, _ = _resolve_config(catalog, goal=goal, workflow=workflow,
                                     use_router=use_router)
         catalog.check_workflow(config)
@@ -203,7 +207,7 @@ def run(
                            run_id=options.run_id)
     with _recorded(record):
         save_session(record)  # running, with pid and host: a SIGKILL from here is readable
-        catalog = _learned(load_catalog())
+        catalog = catalog_for_backend(_learned(load_catalog()), backend.name)
         config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
                                              use_router=use_router)
         catalog.check_workflow(config)

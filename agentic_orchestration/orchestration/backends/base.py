@@ -121,8 +121,20 @@ class TokenUsage(_Contract):
 
 
 class K8sInfo(_Contract):
+    """Where a step ran on Kubernetes (the launcher fills it from the Job and its pod).
+
+    ``pod_name`` and ``node_name`` are the spec page's v0.1 fields; the rest were added
+    within v0.1 as optional fields, so older readers and results stay valid.
+    """
+
     pod_name: str = ""
     node_name: str = ""
+    job_name: str = ""
+    namespace: str = ""
+    exit_code: int | None = None
+    #: When the worker container started and finished (ISO-8601, from the pod status).
+    started_at: str = ""
+    finished_at: str = ""
 
 
 class StepResult(_Contract):
@@ -210,6 +222,9 @@ class WorkflowExecutionResult:
     backend: str = ""
     #: Provider ids tried in order (more than one when the fallback chain was used).
     providers_tried: list[str] = field(default_factory=list)
+    #: Kubernetes backend: one entry per step Job, retries included, in order (step_id,
+    #: attempt, job_name, pod_name, node_name, exit_code, started_at, finished_at).
+    k8s_jobs: list[dict[str, Any]] = field(default_factory=list)
     #: ``ok``, ``failed``, ``cancelled`` (``RunOptions.cancel``; exit code 130) or
     #: ``budget_exceeded`` (a run budget was spent; exit code 5).
     status: Literal["ok", "failed", "cancelled", "budget_exceeded"] | None = None

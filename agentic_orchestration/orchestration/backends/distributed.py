@@ -69,6 +69,11 @@ class DistributedExecutionBackend(ExecutionBackend):
     def make_launcher(self, specs: list[StepSpec], store: FileSystemRunStore) -> StepLauncher:
         """The launcher for this run's steps (started, then closed, by ``_run``)."""
 
+    def worker_paths(self, store: FileSystemRunStore, options: RunOptions) -> tuple[str, str]:
+        """The run store root and artifacts folder as a worker sees them (the specs'
+        ``paths``): here the coordinator's own; a pod mounts the store elsewhere."""
+        return str(store.base), options.artifacts_dir or ""
+
     def execute_config(
         self, config: WorkflowConfig, *, options: RunOptions, catalog: Catalog | None = None
     ) -> WorkflowExecutionResult:
@@ -101,8 +106,9 @@ class DistributedExecutionBackend(ExecutionBackend):
         check_mcp_env(config, catalog, getattr(self._launcher, "env", None))
         store = self._store or run_store_from_env()
         run_id = options.run_id
-        specs = build_step_specs(config, catalog, run_id=run_id, run_store_path=str(store.base),
-                                 artifacts_dir=options.artifacts_dir or "")
+        store_path, artifacts_dir = self.worker_paths(store, options)
+        specs = build_step_specs(config, catalog, run_id=run_id, run_store_path=store_path,
+                                 artifacts_dir=artifacts_dir)
         fingerprint = step_specs_resolution_fingerprint(specs)
         if resume:
             if store.read_run_meta(run_id).get("fingerprint") not in (None, fingerprint):

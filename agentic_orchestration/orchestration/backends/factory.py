@@ -18,7 +18,7 @@ _PKG = "agentic_orchestration.orchestration.backends"
 BACKENDS: dict[str, str | None] = {
     "inprocess": f"{_PKG}.crewai:CrewAIExecutionBackend",
     "subprocess": f"{_PKG}.subprocess:SubprocessExecutionBackend",
-    "kubernetes": None,
+    "kubernetes": f"{_PKG}.kubernetes:KubernetesExecutionBackend",
 }
 
 

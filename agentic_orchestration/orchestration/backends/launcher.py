@@ -25,6 +25,7 @@ from typing import ClassVar, Literal
 from agentic_orchestration.errors import EXIT_BAD_INPUT
 from agentic_orchestration.orchestration.backends.base import (
     EXIT_CANCELLED,
+    K8sInfo,
     RecoveryHint,
     StepResult,
     StepSpec,
@@ -57,12 +58,18 @@ class StepExit:
         exit_code: The worker's exit status when it exited.
         signal: The signal's name when one ended it.
         detail: A short explanation for people (shown in the step's error).
+        permanent: Running the same spec again cannot help (an image missing, a pod that
+            cannot be scheduled): the failed result is not retried.
+        k8s: Where a Kubernetes step ran (Job, pod, node, exit code, times); copied into
+            the step's result.
     """
 
     reason: ExitReason
     exit_code: int | None = None
     signal: str | None = None
     detail: str = ""
+    permanent: bool = False
+    k8s: K8sInfo | None = None
 
 
 class StepHandle(ABC):
@@ -163,12 +170,13 @@ def await_exit(handle: StepHandle, *, timeout: float, cancel: CancelToken | None
         outcome = handle.wait(timeout)
         if outcome is None:
             handle.terminate()
-            handle.wait(10.0)
-            return StepExit("timeout", detail=f"step timed out after {timeout:g}s")
+            late = handle.wait(10.0)
+            return StepExit("timeout", detail=f"step timed out after {timeout:g}s",
+                            k8s=late.k8s if late is not None else None)
     finally:
         unregister()
     if cancel is not None and cancel.cancelled:
-        return StepExit("cancelled", detail=cancel.reason)
+        return StepExit("cancelled", detail=cancel.reason, k8s=outcome.k8s)
     return outcome
 
 
@@ -180,27 +188,32 @@ def result_from_exit(spec: StepSpec, outcome: StepExit, stored: StepResult | Non
       already finished well;
     - the worker's own ``result.json`` otherwise wins (timing filled in if it had none);
     - timeout, a signal, a lost step: failed, ``worker_retry`` (the worker failed, not the
-      agent);
+      agent), unless the exit is ``permanent`` (an image missing: not retried);
     - an exit without ``result.json``: failed with the log's last lines; retryable unless
       the worker rejected its spec (exit 2: running it again cannot help).
     """
+    where = {"k8s": outcome.k8s} if outcome.k8s is not None else {}
     if outcome.reason == "cancelled" and not (stored is not None and stored.ok):
         return StepResult(run_id=spec.run_id, step_id=spec.step_id, exit_code=EXIT_CANCELLED,
                           error=f"cancelled: {outcome.detail or 'cancelled'}",
-                          recoverable=False, timing=timing)
+                          recoverable=False, timing=timing, **where)
     if stored is not None:
-        return stored if stored.timing else stored.model_copy(update={"timing": timing})
+        return stored.model_copy(update={**where, **({} if stored.timing else
+                                                     {"timing": timing})})
     retry = True
     if outcome.reason == "timeout":
         error = f"{outcome.detail} (worker stopped)"
     elif outcome.reason == "signalled":
-        error = f"worker killed by signal {outcome.signal}"
+        error = f"worker killed by signal {outcome.signal}" + (
+            f" ({outcome.detail})" if outcome.detail else "")
     elif outcome.reason == "lost":
         error = f"worker lost: {outcome.detail}"
+        retry = not outcome.permanent
     else:
         error = (f"worker exited with code {outcome.exit_code} without writing result.json; "
                  + (f"last log lines: {log_tail}" if log_tail else "its log is empty"))
         retry = outcome.exit_code != EXIT_BAD_INPUT
     return StepResult(run_id=spec.run_id, step_id=spec.step_id, exit_code=1,
                       error=redact_text(error), recoverable=retry,
-                      recovery_hint=RecoveryHint.WORKER_RETRY if retry else None, timing=timing)
+                      recovery_hint=RecoveryHint.WORKER_RETRY if retry else None, timing=timing,
+                      **where)
