@@ -2,7 +2,7 @@
 
 The coordinator is driven through ``testing.ScriptedLauncher`` (the launcher seam) with a
 real run store; the real-worker diamond on the subprocess backend is in
-``test_iterative.py``'s neighbour ``test_backend_graph``-style tests below, marked by name.
+at the end of this file.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def test_diamond_runs_b_and_c_at_once_and_d_gets_both_outputs(
                            store, DIAMOND)
 
     assert result.ok, result.error
-    assert [s.step_id for s in received][0] == "a" and [s.step_id for s in received][-1] == "d"
+    assert received[0].step_id == "a" and received[-1].step_id == "d"
     d = received[-1]
     assert "--- Output of step b ---\nfrom B" in d.task.description
     assert "--- Output of step c ---\nfrom C" in d.task.description
@@ -200,3 +200,74 @@ def test_chain_progress_is_unchanged(store: FileSystemRunStore,
     assert run({}, store, {"a": None, "b": None})[0].ok
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("(progress)")]
     assert not any(re.search(r"waits on|running at once", x) for x in lines)
+
+
+# -- a real diamond on the subprocess backend -----------------------------------------------
+
+DIAMOND_FLOW = """\
+steps:
+  - id: a
+    agent_provider: fake_researcher
+    description: "ALPHA facts about {topic}"
+  - id: b
+    agent_provider: fake_writer
+    description: "BRAVO angle on {topic}"
+  - id: c
+    agent_provider: fake_writer
+    depends_on: [a]
+    description: "CHARLIE angle on {topic}"
+  - id: d
+    agent_provider: fake_writer
+    depends_on: [b, c]
+    description: "DELTA merges both angles on {topic}"
+"""
+
+
+@pytest.mark.backend_subprocess
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_diamond_on_real_workers_overlaps_b_and_c_and_d_sees_both(
+        warm: str, tmp_path: Path, fake_config: Path, scripted_llm,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """B and C's LLM calls must be in flight together (a barrier in the fake LLM: run one
+    after the other, it breaks and the steps fail); their recorded timings then overlap."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    both = threading.Barrier(2)
+
+    def together(text: str):
+        def reply(request: dict) -> str:
+            both.wait(timeout=90)
+            return text
+        return reply
+
+    scripted_llm.add_rule(r"DELTA", "Final Answer: merged B and C")
+    scripted_llm.add_rule(r"CHARLIE", together("Final Answer: angle C"))
+    scripted_llm.add_rule(r"BRAVO", together("Final Answer: angle B"))
+    scripted_llm.add_rule(r"ALPHA", "Final Answer: facts A")
+    flow = tmp_path / "diamond.yaml"
+    flow.write_text(DIAMOND_FLOW)
+    store = tmp_path / "store"
+    env = {**os.environ, "AGENTIC_RUN_STORE_PATH": str(store),
+           "AGENTIC_EXECUTION_BACKEND": "subprocess", "AGENTIC_SUBPROCESS_WORKERS": "1",
+           "AGENTIC_SUBPROCESS_WARM": warm}
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "main.py"),
+                           "--workflow", str(flow), "the sea"], capture_output=True,
+                          text=True, env=env, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "merged B and C" in proc.stdout
+    assert "(progress) running at once: b, c" in proc.stdout
+    assert "(progress) step 4/4 d waits on b, c" in proc.stdout
+    (run_dir,) = [p for p in store.iterdir() if p.is_dir()]
+    timing = {s: json.loads((run_dir / s / "result.json").read_text())["timing"]
+              for s in "abcd"}
+    b, c, d = timing["b"], timing["c"], timing["d"]
+    assert b["started_at"] < c["finished_at"] and c["started_at"] < b["finished_at"]
+    assert d["started_at"] >= max(b["finished_at"], c["finished_at"])
+    d_spec = json.loads((run_dir / "d-spec.json").read_text())
+    assert "--- Output of step b ---\nangle B" in d_spec["task"]["description"]
+    assert "--- Output of step c ---\nangle C" in d_spec["task"]["description"]
+    asked = [t for t in scripted_llm.user_texts() if "DELTA" in t]
+    assert asked and "angle B" in asked[-1] and "angle C" in asked[-1]

@@ -177,8 +177,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
         tracker.outputs.update(outputs or {})
         if budget is not None and budget.limited:
             tracker.budget = budget
-            for agent in built.agents:  # called by CrewAI after every LLM reply
-                agent.step_callback = tracker.check_budget
+            _check_after_llm_calls(built, tracker.check_budget)
         for k, task in enumerate(built.tasks):
             # Reset to the base text so a re-run never injects twice; the first task of a
             # resumed crew gets the outputs of its dependencies (or of the step before it).
@@ -228,6 +227,29 @@ class CrewAIExecutionBackend(ExecutionBackend):
             if options.execution_error_sink is not None:
                 options.execution_error_sink.append(str(result.error))
         return result
+
+
+def _check_after_llm_calls(built: BuiltWorkflow, check: Any) -> None:
+    """Call ``check()`` after every LLM call of the crew's agents (it raises to stop).
+
+    CrewAI's ``step_callback`` is not called for a plain final answer (only around tool
+    calls), so each LLM instance's ``call`` is wrapped instead; the instance belongs to
+    this built crew only, so nothing outside the run sees the wrapper.
+    """
+    seen: set[int] = set()
+    for agent in built.agents:
+        llm = getattr(agent, "llm", None)
+        if llm is None or id(llm) in seen or not callable(getattr(llm, "call", None)):
+            continue
+        seen.add(id(llm))
+        original = llm.call
+
+        def call(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            answer = _original(*args, **kwargs)
+            check()
+            return answer
+
+        object.__setattr__(llm, "call", call)  # an instance attribute, past pydantic
 
 
 def in_run_order(config: WorkflowConfig) -> WorkflowConfig:
