@@ -1,8 +1,7 @@
 """Steps that depend on steps: the graph rules, and the coordinator running a graph.
 
 The coordinator is driven through ``testing.ScriptedLauncher`` (the launcher seam) with a
-real run store; the real-worker diamond on the subprocess backend is in
-at the end of this file.
+real run store; the diamond on real subprocess workers (warm and cold) is at the end.
 """
 
 from __future__ import annotations

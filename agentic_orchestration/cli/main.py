@@ -24,7 +24,8 @@ __all__ = ["entrypoint", "main"]
 
 EPILOG = """\
 exit codes: 0 success, 1 a step failed, 2 bad input or configuration,
-            3 no valid plan, 4 no usable agent provider, 130 interrupted (Ctrl-C, SIGTERM).
+            3 no valid plan, 4 no usable agent provider, 5 run budget spent,
+            130 interrupted (Ctrl-C, SIGTERM).
 examples:
   main.py --dynamic "Write a haiku about the sea"
   main.py --workflow research_report "The history of the bicycle"
