@@ -153,3 +153,9 @@ def test_in_process_token_budget_stops_mid_step_after_an_llm_call(
     assert "(progress) budget exceeded: token budget spent" in out
     assert "finished: budget_exceeded" in out
     assert "=== Final answer ===" not in out  # an unfinished run has no answer
+    from agentic_orchestration.sessions.orchestrator_session import load_session
+
+    run_id = out.split("(progress) run ", 1)[1].split(" ", 1)[0]
+    record = load_session(run_id)
+    assert (record.status, record.exit_code) == ("budget_exceeded", EXIT_BUDGET_EXCEEDED)
+    assert [s["step_id"] for s in record.steps if s["exit_code"] == 0] == ["first"]

@@ -192,7 +192,8 @@ def update_session(
         record.route = route
     if execution is not None:
         record.exit_code = execution.exit_code
-        record.status = (STATUS_CANCELLED if execution.status == "cancelled"
+        record.status = (execution.status if execution.status in (
+                             STATUS_CANCELLED, "budget_exceeded")  # issue 10: exit code 5
                          else status_for(execution.exit_code))
         record.result_text = execution.result_text
         record.error = _error_text(execution.error)
