@@ -73,3 +73,31 @@ def sigterm_interrupts(
         yield guard
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigusr1_cancels(cancel: Callable[[str], None], reason: str) -> Iterator[None]:
+    """Within the block, SIGUSR1 calls ``cancel(reason)``: how the web UI cancels a run.
+
+    The web UI starts ``main.py`` as a child with SIGUSR1 blocked, so a cancel sent before
+    this handler exists stays pending instead of killing the process (the default action);
+    unblocking here delivers it. ``cancel`` runs in a new thread, not in the handler: a
+    ``CancelToken`` takes a lock the interrupted main thread may hold. On exit the previous
+    handler and mask come back (a late SIGUSR1 to a web child stays pending, harmless).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logger.warning("SIGUSR1 received: cancelling the run (%s)", reason)
+        threading.Thread(target=cancel, args=(reason,), name="sigusr1-cancel",
+                         daemon=True).start()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGUSR1, previous)

@@ -35,7 +35,6 @@ __all__ = [
 # --- the table ------------------------------------------------------------------------------
 
 _K8S = "kubernetes backend"
-_WEB = "web UI"
 _KB = "knowledge base"
 
 ENV_VARS: tuple[EnvVar, ...] = (
@@ -231,6 +230,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_K8S_MCP_FILESYSTEM_URL", "",
            "Cluster HTTP gateway for `filesystem_local` (rewritten as for fetch_url).",
            kind="url"),
+    EnvVar("AGENTIC_WEB_HOST", "127.0.0.1",
+           "Address `--web` binds to; any other than loopback requires AGENTIC_WEB_TOKEN."),
+    EnvVar("AGENTIC_WEB_PORT", "8765", "Port `--web` listens on; `0` picks a free one.",
+           kind="int", minimum=0, maximum=65535),
+    EnvVar("AGENTIC_WEB_TOKEN", "",
+           "Token the web UI requires (`Authorization: Bearer`, or `?token=` once, which sets "
+           "a cookie); never logged."),
     # --- registered for features not built yet (names from the spec's env var table) -----
     EnvVar("AGENTIC_K8S_POD_SIDECAR_MCPS", "",
            "MCP ids served by an in-pod supergateway sidecar (e.g. `filesystem_local`).",
@@ -249,15 +255,6 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_K8S_DELEGATION_TIMEOUT_SECONDS", "3600",
            "How long a worker waits for the delegation broker's answer.",
            kind="int", minimum=1, planned=_K8S),
-    EnvVar("AGENTIC_WEB_HOST", "127.0.0.1",
-           "Address `--web` binds to; any other than loopback requires AGENTIC_WEB_TOKEN.",
-           planned=_WEB),
-    EnvVar("AGENTIC_WEB_PORT", "8765", "Port `--web` listens on; `0` picks a free one.",
-           kind="int", minimum=0, maximum=65535, planned=_WEB),
-    EnvVar("AGENTIC_WEB_TOKEN", "",
-           "Token the web UI requires (`Authorization: Bearer`, or `?token=` once, which sets "
-           "a cookie); never logged.",
-           planned=_WEB),
     EnvVar("AGENTIC_KB", "1",
            "`0` stops giving the planner the past results most relevant to the goal.",
            kind="bool", planned=_KB),

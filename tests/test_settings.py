@@ -167,7 +167,9 @@ def test_spec_names_are_registered() -> None:
                  "AGENTIC_K8S_WORKER_STDIO_MCPS", "AGENTIC_K8S_ENV_SECRET",
                  "AGENTIC_K8S_WORKER_RESOURCES", "AGENTIC_K8S_GPU_PROVIDER_IDS"):
         assert not settings.spec(name).planned, name  # built: the kubernetes backend
-    for name in ("AGENTIC_K8S_WARM_POOL_ENABLED", "AGENTIC_WEB_TOKEN"):
+    for name in ("AGENTIC_WEB_HOST", "AGENTIC_WEB_PORT", "AGENTIC_WEB_TOKEN"):
+        assert not settings.spec(name).planned, name  # built: the web UI
+    for name in ("AGENTIC_K8S_WARM_POOL_ENABLED",):
         assert settings.spec(name).planned, name
     assert settings.value("AGENTIC_K8S_RUN_STORE_MOUNT", {}) == "/run/store"
     assert settings.value("AGENTIC_K8S_JOB_TTL_SECONDS", {}) == 3600

@@ -65,7 +65,8 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--execute-step", metavar="SPEC",
                         help="run one step from a v0.1 step spec JSON file and write "
                         "{run_store}/{run_id}/{step_id}/result.json")
-    worker.add_argument("--run-id", metavar="RUN", help="with --execute-step: the run id")
+    worker.add_argument("--run-id", metavar="RUN", help="with --execute-step: the run id; "
+                        "with a run: its id instead of a new one (the web UI uses it)")
     worker.add_argument("--step-id", metavar="STEP", help="with --execute-step: the step id")
     listing = parser.add_argument_group("catalogs")
     listing.add_argument("--list-agents", action="store_true",
@@ -88,6 +89,13 @@ def _build_parser() -> argparse.ArgumentParser:
                       "latency, recoverable failures, tokens")
     past.add_argument("--json", action="store_true",
                       help="with --session or --stats: print JSON")
+    web = parser.add_argument_group("web UI")
+    web.add_argument("--web", action="store_true",
+                     help="serve the web UI (start, watch and cancel runs; history)")
+    web.add_argument("--host", metavar="HOST", help="with --web: address to bind "
+                     "(default AGENTIC_WEB_HOST, 127.0.0.1)")
+    web.add_argument("--port", metavar="PORT", type=int, help="with --web: port "
+                     "(default AGENTIC_WEB_PORT, 8765; 0 picks a free one)")
     return parser
 
 
@@ -122,6 +130,11 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return sessions_cmd.list_command(text=args.sessions, status=args.status,
                                          limit=max(1, args.limit))
 
+    if args.web:
+        from agentic_orchestration.cli.web_cmd import serve_command
+
+        return serve_command(host=args.host, port=args.port)
+
     listings = [args.list_agents, args.list_mcps, args.list_workflows]
     if any(listings):
         from agentic_orchestration.cli import listing
@@ -147,6 +160,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         plan_only=args.plan_only,
         backend_override=args.execution_backend,
         quiet=args.quiet,
+        run_id=args.run_id or "",
     )
 
 

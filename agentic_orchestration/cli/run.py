@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
+from agentic_orchestration._signals import sigusr1_cancels
 from agentic_orchestration.catalogs import Catalog, WorkflowConfig, load_catalog, load_workflow
 from agentic_orchestration.errors import EXIT_OK, ConfigError
 
@@ -68,9 +69,12 @@ def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: boo
 def _run_options(*, quiet: bool, run_id: str = ""):
     """The CLI's ``RunOptions``: steps save their files under the run's artifacts folder."""
     from agentic_orchestration.orchestration.backends import RunOptions
+    from agentic_orchestration.orchestration.backends.launcher import CancelToken
     from agentic_orchestration.output.output_artifacts import artifacts_dir_for
 
-    options = RunOptions(quiet=quiet, emit_progress_lines=not quiet, run_id=run_id)
+    # SIGUSR1 cancels (``_signals.sigusr1_cancels``): the web UI's Cancel button.
+    options = RunOptions(quiet=quiet, emit_progress_lines=not quiet, run_id=run_id,
+                         cancel=CancelToken())
     options.artifacts_dir = str(artifacts_dir_for(options.run_id))
     return options
 
@@ -179,7 +183,9 @@ def run(
     plan_only: bool = False,
     backend_override: str | None = None,
     quiet: bool = False,
+    run_id: str = "",
 ) -> int:
+    """``run_id``: use this id (the web UI picks it to follow the run); empty: a new one."""
     from agentic_orchestration.orchestration.execution_dispatch import resolve_backend
     from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
 
@@ -196,16 +202,19 @@ def run(
 
     from agentic_orchestration.sessions.orchestrator_session import (
         save_session,
+        session_path,
         start_session,
         update_session,
     )
 
+    if run_id:
+        session_path(run_id)  # ConfigError unless the id can name a file
     backend = resolve_backend(backend_override)
     _check_output_folders(run_store=backend.supports_distributed_steps)
-    options = _run_options(quiet=quiet)
+    options = _run_options(quiet=quiet, run_id=run_id)
     record = start_session(goal, mode="workflow" if workflow else "dynamic",
                            run_id=options.run_id)
-    with _recorded(record):
+    with sigusr1_cancels(options.cancel.cancel, "cancelled from the web UI"), _recorded(record):
         save_session(record)  # running, with pid and host: a SIGKILL from here is readable
         catalog = catalog_for_backend(_learned(load_catalog()), backend.name)
         config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
@@ -235,6 +244,6 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     except ConfigError:
         record = start_session(config.topic, mode="dynamic", run_id=run_id)
     options = _run_options(quiet=quiet, run_id=run_id)
-    with _recorded(record):
+    with sigusr1_cancels(options.cancel.cancel, "cancelled from the web UI"), _recorded(record):
         return _execute_and_keep(config, backend=backend, catalog=_learned(load_catalog()),
                                  options=options, record=record, resume=True)

@@ -1,0 +1,280 @@
+"""The web UI's run manager: each run is a ``main.py`` child process, followed by its output.
+
+Why a child process and not a thread: a run imports CrewAI, may start worker processes and
+an embedded model, and can be killed or crash without taking the web server down, exactly
+as the spec's web server spawned ``python main.py``. The server picks the run id
+(``--run-id``) so the page can follow a run before its session exists.
+
+What is read back:
+
+- stdout, line by line: ``(progress)`` lines become events (``progress_events``), masked
+  again here; everything else goes to a short log tail.
+- stderr: the log tail, and the CLI's ``error: ...`` line, shown as the run's error.
+- at exit: the run's session (the sessions database) says the final status.
+
+Cancel sends SIGUSR1: the CLI turns it into ``RunOptions.cancel.cancel(...)``, so the
+running step is terminated through its handle and the run is recorded ``cancelled``. The
+child is started with SIGUSR1 blocked (``_spawn``), so a cancel that arrives before the
+CLI installed its handler waits instead of killing the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from agentic_orchestration.errors import EXIT_INTERRUPTED
+from agentic_orchestration.redaction import redact_text
+from agentic_orchestration.web import _sessions
+from agentic_orchestration.web.progress_events import parse_progress_line
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LiveRun", "RunManager", "default_command"]
+
+#: Statuses a finished run can have (the session's, or from the exit code without one).
+FINAL = ("ok", "failed", "cancelled", "interrupted", "budget_exceeded")
+LOG_TAIL_LINES = 200
+
+
+def default_command() -> list[str]:
+    """``python <repo>/main.py`` (or the CLI module when installed without ``main.py``)."""
+    from pathlib import Path
+
+    main_py = Path(__file__).resolve().parents[2] / "main.py"
+    if main_py.is_file():
+        return [sys.executable, str(main_py)]
+    return [sys.executable, "-m", "agentic_orchestration.cli.main"]
+
+
+@dataclass
+class LiveRun:
+    """One run this server started, and everything its output has said so far."""
+
+    run_id: str
+    goal: str
+    workflow: str | None
+    backend: str | None
+    created_at: str
+    pid: int = 0
+    status: str = "starting"
+    exit_code: int | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    total_steps: int | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    log_tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
+        default_factory=list, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL
+
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "session_id": self.run_id, "goal": self.goal,
+                "status": self.status, "backend": self.backend, "workflow": self.workflow,
+                "created_at": self.created_at, "exit_code": self.exit_code,
+                "error": self.error, "step_count": self.total_steps,
+                "cancel_requested": self.cancel_requested, "live": not self.done}
+
+    # -- events ---------------------------------------------------------------------------
+    def add_event(self, event: dict[str, Any]) -> None:
+        """Append ``event`` (it gets ``id``, 1-based, and ``t``, epoch seconds) and wake
+        every reader waiting for one."""
+        with self._lock:
+            event = {**event, "id": len(self.events) + 1, "t": time.time()}
+            self.events.append(event)
+            waiters, self._waiters = self._waiters, []
+        for loop, ready in waiters:
+            try:
+                loop.call_soon_threadsafe(ready.set)
+            except RuntimeError:  # that reader's loop is closed: nobody waits any more
+                pass
+
+    def events_after(self, after: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.events[max(0, after):]
+
+    async def next_events(self, after: int, *, timeout: float) -> list[dict[str, Any]]:
+        """Events after id ``after``; waits up to ``timeout`` s for one (``[]`` if none).
+
+        Returns at once when the run is over, so a reader can tell it has everything.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if len(self.events) > after or self.done:
+                return self.events[max(0, after):]
+            ready = asyncio.Event()
+            self._waiters.append((loop, ready))
+        try:
+            await asyncio.wait_for(ready.wait(), timeout)
+        except TimeoutError:
+            return []
+        return self.events_after(after)
+
+
+class RunManager:
+    """Starts runs as child processes and keeps what they said (see module docstring).
+
+    Args:
+        command: The program before the run's flags; default ``python main.py``.
+        env: Extra environment for every run (on top of this process's).
+    """
+
+    def __init__(self, *, command: Sequence[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.command = list(command) if command is not None else default_command()
+        self.env = dict(env or {})
+        self._runs: dict[str, LiveRun] = {}
+        self._procs: dict[str, subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+
+    # -- starting -------------------------------------------------------------------------
+    def argv(self, run_id: str, *, goal: str, workflow: str | None,
+             backend: str | None) -> list[str]:
+        """The child's command line (goal last, after ``--``: a goal may start with ``-``)."""
+        args = [*self.command, "--run-id", run_id]
+        if backend:
+            args += ["--execution-backend", backend]
+        if workflow:
+            args += ["--workflow", workflow]
+        return [*args, "--", goal] if goal else args
+
+    def start(self, *, goal: str, workflow: str | None = None,
+              backend: str | None = None) -> LiveRun:
+        from agentic_orchestration.orchestration.backends.base import new_run_id, utc_now
+
+        run = LiveRun(run_id=new_run_id(), goal=goal, workflow=workflow, backend=backend,
+                      created_at=utc_now())
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        if backend == "subprocess" and "AGENTIC_SUBPROCESS_WORKERS" not in env:
+            # Picking "subprocess" on the page means worker processes (without the
+            # variable the CLI runs that backend in-process).
+            env["AGENTIC_SUBPROCESS_WORKERS"] = "1"
+        proc = _spawn(self.argv(run.run_id, goal=goal, workflow=workflow, backend=backend),
+                      env)
+        run.pid = proc.pid
+        with self._lock:
+            self._runs[run.run_id] = run
+            self._procs[run.run_id] = proc
+        logger.info("run %s started as pid %s", run.run_id, proc.pid)
+        threading.Thread(target=self._follow, args=(run, proc),
+                         name=f"web-run-{run.run_id}", daemon=True).start()
+        return run
+
+    # -- reading --------------------------------------------------------------------------
+    def _follow(self, run: LiveRun, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        stderr = threading.Thread(target=self._read_stderr, args=(run, proc.stderr),
+                                  name=f"web-stderr-{run.run_id}", daemon=True)
+        stderr.start()
+        for raw in proc.stdout:
+            line = redact_text(raw.rstrip("\n"))
+            event = parse_progress_line(line)
+            if event is None:
+                run.log_tail.append(line)
+                continue
+            if event["kind"] == "run_started":
+                run.status, run.total_steps = "running", event["total"]
+                run.backend = event["backend"] or run.backend
+            run.add_event(event)
+        exit_code = proc.wait()
+        stderr.join(timeout=5)  # its ``error:`` line belongs in the final event
+        self._finish(run, exit_code)
+
+    def _read_stderr(self, run: LiveRun, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for raw in stream:
+            line = redact_text(raw.rstrip("\n"))
+            run.log_tail.append(line)
+            if line.startswith("error: "):
+                run.error = line[len("error: "):]
+
+    def _finish(self, run: LiveRun, exit_code: int) -> None:
+        """Final status: the session's when it has one, else from the exit code."""
+        record = _sessions.get_record(run.run_id)
+        status = (record or {}).get("status")
+        if status not in FINAL:
+            if exit_code == 0:
+                status = "ok"
+            elif exit_code in (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT):
+                status = "cancelled" if run.cancel_requested else "interrupted"
+            else:
+                status = "failed"
+        run.exit_code = exit_code
+        if record and record.get("error") and not run.error:
+            run.error = record["error"]
+        run.status = status
+        logger.info("run %s ended: %s (exit %s)", run.run_id, status, exit_code)
+        run.add_event({"kind": "exit", "status": status, "exit_code": exit_code,
+                       "error": run.error})
+
+    # -- asking ---------------------------------------------------------------------------
+    def get(self, run_id: str) -> LiveRun | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def runs(self) -> list[LiveRun]:
+        """Runs this server started, newest first."""
+        with self._lock:
+            return sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask the run to cancel (SIGUSR1); False when it is not running any more."""
+        run = self.get(run_id)
+        proc = self._procs.get(run_id)
+        if run is None or proc is None or run.done or proc.poll() is not None:
+            return False
+        first = not run.cancel_requested
+        run.cancel_requested = True
+        try:
+            os.kill(proc.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return False
+        if first:
+            run.add_event({"kind": "cancel_requested"})
+        logger.info("run %s: cancel sent (pid %s)", run_id, proc.pid)
+        return True
+
+    def shutdown(self, *, grace: float = 10.0) -> None:
+        """Cancel every running child, then SIGTERM what is left after ``grace`` seconds."""
+        with self._lock:
+            procs = [(rid, p) for rid, p in self._procs.items() if p.poll() is None]
+        for run_id, _ in procs:
+            self.cancel(run_id)
+        deadline = time.monotonic() + grace
+        for _, proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``argv`` with SIGUSR1 blocked (the mask survives fork and exec; the CLI
+    unblocks it once its handler is in place, and a pending cancel is delivered then)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", bufsize=1, env=env,
+            start_new_session=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
