@@ -128,7 +128,7 @@ def test_workflow_file_path_plan_only(tmp_path, fake_config, capsys):
     assert plan["name"] == "mine" and plan["topic"] == "a poem"
 
 
-def test_unbuilt_backend_says_so(capsys):
+def test_kubernetes_backend_without_its_settings_says_which(capsys):
     proc = run_cli("--dynamic", "x", "--execution-backend", "kubernetes")
     assert proc.returncode == EXIT_BAD_INPUT
-    assert "not built yet" in proc.stderr
+    assert "error: AGENTIC_K8S_WORKER_IMAGE is unset" in proc.stderr

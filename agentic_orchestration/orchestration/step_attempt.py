@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentic_orchestration.errors import AgenticError
 from agentic_orchestration.orchestration.backends.base import (
     RecoveryHint,
     StepResult,
@@ -83,9 +84,15 @@ def launch_and_await(launcher: StepLauncher, store: RunStore, spec: StepSpec, *,
             spec, spec_path=spec_path or Path(store.spec_path(spec.run_id, spec.step_id)),
             log_path=log_path)
     except Exception as exc:
-        logger.exception("launching step %s failed", spec.step_id)
+        if isinstance(exc, AgenticError):  # said in one line (forbidden, no namespace...)
+            logger.error("run %s step %s: cannot launch: %s", spec.run_id, spec.step_id, exc,
+                         extra={"run_id": spec.run_id, "step_id": spec.step_id})
+        else:
+            logger.exception("launching step %s failed", spec.step_id)
         return failed_result(spec, f"cannot launch the step: {type(exc).__name__}: {exc}",
                              started_at=started_at)
+    logger.info("run %s step %s: running as %s", spec.run_id, spec.step_id, handle.ref,
+                extra={"run_id": spec.run_id, "step_id": spec.step_id})
     try:
         outcome = await_exit(handle, timeout=timeout, cancel=cancel)
     except BaseException:  # Ctrl-C, SIGTERM: stop the step, keep nothing of it

@@ -69,6 +69,7 @@ from agentic_orchestration.orchestration.backends.launcher import (
 from agentic_orchestration.orchestration.budget import RunBudget
 from agentic_orchestration.orchestration.execution_fallback import classify_exception
 from agentic_orchestration.orchestration.progress import ProgressReporter
+from agentic_orchestration.orchestration.qa_hook import review_distributed_step
 from agentic_orchestration.orchestration.step_attempt import (
     checked_result,
     failed_result,
@@ -162,6 +163,8 @@ class StepCoordinator:
         run = _Run(self, steps, launcher, run_store, run_options, timeout,
                    budget if budget is not None else RunBudget.from_settings(), reviser)
         run.reporter.run_started(run_id, len(steps), self.backend_name)
+        logger.info("run %s started: %d step(s) on the %s backend", run_id, len(steps),
+                    self.backend_name or "?", extra={"run_id": run_id})
         try:
             result = run.execute(resume=resume)
         except BaseException as exc:
@@ -173,6 +176,7 @@ class StepCoordinator:
         if result.status == "budget_exceeded":
             run.reporter.budget_exceeded(run.budget.exceeded)
         run.reporter.run_finished(run_id, result.ok, status=result.status)
+        logger.info("run %s finished: %s", run_id, result.status, extra={"run_id": run_id})
         if not result.ok and run_options.log_terminal_execution_failure:
             logger.error("run %s failed: %s", run_id, result.error)
         return result
@@ -221,6 +225,9 @@ class _Run:
         attempt = 1
         while True:
             result = self._attempt(index, spec, attempt)
+            result = review_distributed_step(  # QA (AGENTIC_QA): a failed check reruns once
+                spec, result, keep=self.store.write_result,
+                rerun=lambda again, n=attempt + 1: self._attempt(index, again, n))
             self.providers.append(provider_id(spec))
             if result.ok:
                 return result
@@ -233,8 +240,9 @@ class _Run:
             following = self._next_spec(spec, result, attempt)
             if following is None:
                 return result
-            logger.warning("step %s attempt %d failed (%s); retrying on %s", spec.step_id,
-                           attempt, result.error, provider_id(following))
+            logger.warning("run %s step %s: attempt %d failed (%s); retrying on %s",
+                           spec.run_id, spec.step_id, attempt, result.error,
+                           provider_id(following), extra=_ids(spec))
             self.reporter.fallback(provider_id(following), index, spec.step_id)
             spec, attempt = following, attempt + 1
 
@@ -254,6 +262,8 @@ class _Run:
                 update={"exit_code": EXIT_CANCELLED})
         self.store.write_spec(spec)
         self.reporter.step_started(index, spec.step_id, provider_id(spec))
+        logger.info("run %s step %s: attempt %d started on %s", spec.run_id, spec.step_id,
+                    attempt, provider_id(spec), extra=_ids(spec))
         started_at = utc_now()
         began = time.perf_counter()
         try:
@@ -270,6 +280,11 @@ class _Run:
             self.reporter.step_finished(index, spec.step_id, seconds)
         else:
             self.reporter.step_failed(index, spec.step_id, result.error or "failed")
+        logger.log(logging.INFO if result.ok or result.cancelled else logging.WARNING,
+                   "run %s step %s: attempt %d %s in %.1fs%s", spec.run_id, spec.step_id,
+                   attempt, "finished" if result.ok else "cancelled" if result.cancelled
+                   else "failed", seconds, "" if result.ok else f": {result.error}",
+                   extra=_ids(spec))
         return result
 
     def _launch(self, spec: StepSpec, started_at: str) -> StepResult:
@@ -330,6 +345,11 @@ class _Run:
             backend=self.owner.backend_name,
             providers_tried=list(dict.fromkeys(p for p in [*skipped, *self.providers] if p)),
         )
+
+
+def _ids(spec: StepSpec) -> dict[str, str]:
+    """``extra`` of a log line about one step: JSON lines carry the ids as fields."""
+    return {"run_id": spec.run_id, "step_id": spec.step_id}
 
 
 def register_step_secrets(steps: list[StepSpec]) -> None:
