@@ -35,7 +35,6 @@ __all__ = [
 # --- the table ------------------------------------------------------------------------------
 
 _K8S = "kubernetes backend"
-_KB = "knowledge base"
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_EXECUTION_BACKEND", "inprocess",
@@ -152,6 +151,27 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_CREWAI_TELEMETRY", "0",
            "`1` lets CrewAI send telemetry and check its version (off by default).",
            kind="bool"),
+    # --- knowledge base and QA hook (agentic_orchestration.knowledge, orchestration.qa_hook)
+    EnvVar("AGENTIC_KB", "1",
+           "`0` turns the knowledge base off: finished runs are not indexed and the planner "
+           "gets no past results (`--kb-search` still reads what was indexed).",
+           kind="bool"),
+    EnvVar("AGENTIC_KB_PATH", "",
+           "SQLite file of the knowledge base (FTS5 index of past runs' outputs, mode 0600); "
+           "empty: `knowledge.sqlite3` in AGENTIC_SESSIONS_PATH.",
+           kind="path"),
+    EnvVar("AGENTIC_KB_RESULTS", "3",
+           "How many past runs (the most relevant to the goal) the planner is shown.",
+           kind="int", minimum=1),
+    EnvVar("AGENTIC_KB_CONTEXT_CHARS", "1200",
+           "Character budget of the whole past-results block in the planner prompt; "
+           "`0` sends none.",
+           kind="int", minimum=0),
+    EnvVar("AGENTIC_QA", "off",
+           "Check each step's answer against its expected_output: `rules` (deterministic "
+           "checks), `reviewer` (a reviewer agent on the planner's provider); a failed check "
+           "runs the step once more.",
+           kind="choice", choices=("off", "rules", "reviewer")),
     EnvVar("AGENTIC_MAX_REPLANS", "3",
            "Most plan revisions in a `--dynamic-iterative` run (`0`: plan once, never revise).",
            kind="int", minimum=0),
@@ -255,9 +275,6 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("AGENTIC_K8S_DELEGATION_TIMEOUT_SECONDS", "3600",
            "How long a worker waits for the delegation broker's answer.",
            kind="int", minimum=1, planned=_K8S),
-    EnvVar("AGENTIC_KB", "1",
-           "`0` stops giving the planner the past results most relevant to the goal.",
-           kind="bool", planned=_KB),
 )
 
 _BY_NAME = {v.name: v for v in ENV_VARS}

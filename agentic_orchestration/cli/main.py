@@ -75,6 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="list MCP providers, available or filtered out and why")
     listing.add_argument("--list-workflows", action="store_true",
                          help="list static workflows and whether they can run here")
+    listing.add_argument("--kb-search", metavar="TEXT",
+                         help="search the knowledge base: past runs whose outputs match TEXT")
     past = parser.add_argument_group("sessions (past runs)")
     past.add_argument("--sessions", nargs="?", const="", metavar="TEXT",
                       help="list past runs, newest first; TEXT filters on goal, run id, "
@@ -134,6 +136,11 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from agentic_orchestration.cli.web_cmd import serve_command
 
         return serve_command(host=args.host, port=args.port)
+
+    if args.kb_search is not None:
+        from agentic_orchestration.cli.kb_cmd import kb_search
+
+        return kb_search(args.kb_search)
 
     listings = [args.list_agents, args.list_mcps, args.list_workflows]
     if any(listings):

@@ -169,7 +169,13 @@ def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool
     artifacts = _step_artifacts(result)
     update_session(record, execution=result, backend=backend.name, artifacts=artifacts,
                    artifacts_dir=options.artifacts_dir if artifacts else None)
+    from agentic_orchestration.orchestration.qa_hook import record_verdicts
+
+    record_verdicts(record)  # QA verdicts (AGENTIC_QA) into the step summaries
     session_path = save_session(record)
+    from agentic_orchestration.knowledge import index_finished_run  # best effort, logged
+
+    index_finished_run(record)
     _print_summary(result, artifacts, options.artifacts_dir, session_path,
                    quiet=options.quiet)
     return result.exit_code

@@ -26,6 +26,7 @@ from agentic_orchestration.orchestration.execution_fallback import (
     classify_exception,
     error_text,
 )
+from agentic_orchestration.orchestration.qa_hook import review_inprocess_step
 from agentic_orchestration.orchestration.step_context import prepare_step_inputs
 from agentic_orchestration.orchestration.step_graph import StepGraph
 
@@ -145,6 +146,7 @@ class StepTracker:
         if not text.strip():
             raise StepFailed("the agent returned an empty answer", step_id=step.id,
                              recoverable=True, recovery_hint=RecoveryHint.PROVIDER_FALLBACK)
+        text = review_inprocess_step(self.built, k, output, text, run_id=self.run_id)  # QA
         timing, usage, seconds = self._close(k)
         self.outputs[step.id] = text
         self.results.append(StepResult(
