@@ -27,6 +27,7 @@ from agentic_orchestration.knowledge._documents import FINAL_STEP_ID, documents_
 from agentic_orchestration.knowledge._query import fts_query, query_terms
 from agentic_orchestration.planning import DynamicPlanner
 from agentic_orchestration.redaction import clear_registry, register_values
+from agentic_orchestration.sessions import list_sessions
 from agentic_orchestration.testing.fake_llm import last_user_text
 
 PLAN = {"name": "two-steps", "steps": [
@@ -252,7 +253,8 @@ def test_a_run_is_indexed_searchable_and_feeds_the_next_plan(
                                             "and black.")
     scripted_llm.add_rule(r"Write the answer", "Oolong: a partly oxidised tea from Fujian.")
     assert main(["--dynamic", "Tell me about oolong tea", "--no-router"]) == 0
-    first = json.loads(next((tmp_path / "sessions").glob("*.json")).read_text())
+    (first_record,) = list_sessions()
+    first = first_record.to_dict()
     assert KnowledgeBase().count() == (1, 2)
     capsys.readouterr()
 
@@ -265,8 +267,7 @@ def test_a_run_is_indexed_searchable_and_feeds_the_next_plan(
     planner_request = next(r for r in reversed(scripted_llm.requests)
                            if "Plan the work" in last_user_text(r))
     assert "partly oxidised tea from Fujian" in last_user_text(planner_request)
-    sessions = [json.loads(p.read_text()) for p in (tmp_path / "sessions").glob("*.json")]
-    second = next(s for s in sessions if s["run_id"] != first["run_id"])
+    second = next(r.to_dict() for r in list_sessions() if r.run_id != first["run_id"])
     assert second["plan"]["kb_context"] == [first["run_id"]]
     assert KnowledgeBase().count()[0] == 2
 
