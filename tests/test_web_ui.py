@@ -413,3 +413,34 @@ def test_the_child_command_line_keeps_a_goal_that_looks_like_a_flag() -> None:
         "--workflow", "w", "--", "--help me"]
     assert subprocess.list2cmdline(manager.argv("R", goal="", workflow="w", backend=None)) \
         == "python main.py --run-id R --workflow w"
+
+
+def test_stopping_the_server_cancels_the_runs_it_started(tmp_path: Path,
+                                                         web_env: Path) -> None:
+    """A stand-in for ``main.py`` that runs until cancelled, through the CLI's handler."""
+    fake = tmp_path / "fake_main.py"
+    fake.write_text(textwrap.dedent(f"""\
+        import sys, threading
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from agentic_orchestration._signals import sigusr1_cancels
+        run_id = sys.argv[sys.argv.index("--run-id") + 1]
+        done = threading.Event()
+        with sigusr1_cancels(lambda reason: done.set(), "stop"):
+            print(f"(progress) run {{run_id}} started: 1 steps [inprocess]", flush=True)
+            done.wait(600)
+        print(f"(progress) run {{run_id}} finished: cancelled", flush=True)
+        sys.exit(130)
+        """))
+    manager = RunManager(command=[sys.executable, str(fake)])
+    with BackgroundServer(create_app(runs=manager)) as srv:
+        run_id = httpx.post(srv.url + "api/runs", json={"goal": "forever"}).json()["run"]["run_id"]
+        run = manager.get(run_id)
+        assert run is not None
+        deadline = time.monotonic() + 60
+        while run.status != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.status == "running"
+    assert not alive(run.pid)
+    assert (run.status, run.exit_code) == ("cancelled", 130)
+    assert [e["kind"] for e in run.events] == ["run_started", "cancel_requested",
+                                               "run_finished", "exit"]

@@ -14,6 +14,7 @@ __all__ = ["serve_command"]
 
 def serve_command(*, host: str | None = None, port: int | None = None) -> int:
     from agentic_orchestration import settings
+    from agentic_orchestration.web.runs import RunManager
     from agentic_orchestration.web.server import create_app
     from agentic_orchestration.web.serving import bind, is_loopback, url_of, uvicorn_server
 
@@ -26,7 +27,8 @@ def serve_command(*, host: str | None = None, port: int | None = None) -> int:
         raise ConfigError(f"--web on {host} (not loopback) needs AGENTIC_WEB_TOKEN: anyone "
                           f"who reaches the port could start runs")
     sock = bind(host, port)
-    server = uvicorn_server(create_app(token=token))
+    runs = RunManager()
+    server = uvicorn_server(create_app(runs=runs, token=token))
     hint = " (open it once with ?token=TOKEN)" if token else ""
     print(f"Web UI on {url_of(host, sock.getsockname()[1])}{hint}; Ctrl-C stops it",
           flush=True)
@@ -34,4 +36,7 @@ def serve_command(*, host: str | None = None, port: int | None = None) -> int:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        # The app's shutdown does this too, but SIGTERM (as Ctrl-C) can unwind past it; the
+        # runs are in their own sessions and would outlive the server otherwise.
+        runs.shutdown()
     return EXIT_OK

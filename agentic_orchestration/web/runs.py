@@ -140,6 +140,7 @@ class RunManager:
         self.env = dict(env or {})
         self._runs: dict[str, LiveRun] = {}
         self._procs: dict[str, subprocess.Popen[str]] = {}
+        self._followers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
     # -- starting -------------------------------------------------------------------------
@@ -167,12 +168,14 @@ class RunManager:
         proc = _spawn(self.argv(run.run_id, goal=goal, workflow=workflow, backend=backend),
                       env)
         run.pid = proc.pid
+        follower = threading.Thread(target=self._follow, args=(run, proc),
+                                    name=f"web-run-{run.run_id}", daemon=True)
         with self._lock:
             self._runs[run.run_id] = run
             self._procs[run.run_id] = proc
+            self._followers[run.run_id] = follower
         logger.info("run %s started as pid %s", run.run_id, proc.pid)
-        threading.Thread(target=self._follow, args=(run, proc),
-                         name=f"web-run-{run.run_id}", daemon=True).start()
+        follower.start()
         return run
 
     # -- reading --------------------------------------------------------------------------
@@ -250,9 +253,11 @@ class RunManager:
         return True
 
     def shutdown(self, *, grace: float = 10.0) -> None:
-        """Cancel every running child, then SIGTERM what is left after ``grace`` seconds."""
+        """Cancel every running child, SIGTERM what is left after ``grace`` seconds, and
+        return once each run's final status is known (idempotent)."""
         with self._lock:
             procs = [(rid, p) for rid, p in self._procs.items() if p.poll() is None]
+            followers = [self._followers[rid] for rid, _ in procs]
         for run_id, _ in procs:
             self.cancel(run_id)
         deadline = time.monotonic() + grace
@@ -265,6 +270,8 @@ class RunManager:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        for follower in followers:
+            follower.join(10)
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
