@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Build the worker image (docker/Dockerfile.worker) without a registry and import it into
+# the local containerd's k8s.io namespace, where the test cluster's kubelet finds it
+# (imagePullPolicy: Never). Prints the image reference on stdout; logs go to stderr.
+#
+#   scripts/k8s/worker_image.sh               build (or find) and import; print the reference
+#   scripts/k8s/worker_image.sh --print-ref   print the reference of the current sources only
+#   scripts/k8s/worker_image.sh --no-import   build (or find) the archive; print its path
+#
+# The reference is localhost/agentic-worker:<key>, key = hash of every input: the
+# Dockerfile, .dockerignore, pyproject.toml, requirements.lock, main.py, config/, the
+# package source, the base image's recipe and this script. Same sources, same reference:
+# a no-op when containerd already has it.
+#
+# How, without a registry or network in the build (platform notes):
+#  1. Base: `debootstrap --variant=minbase` bookworm with python3, python3-venv and
+#     ca-certificates (Python 3.11.2, the lock's), committed as localhost/agentic-worker-base.
+#     Its rootfs tarball is cached.
+#  2. Wheelhouse: `pip wheel` of the image's requirements (pyproject.toml + the EXTRAS,
+#     constrained by requirements.lock) on the host with Debian's Python 3.11.2. Cached.
+#  3. `buildah bud --layers --network none` with BASE_IMAGE=the base and WHEELHOUSE=the
+#     wheelhouse bind-mounted read-only.
+#  4. `buildah push` to a docker-archive (cached), `ctr -n k8s.io images import`.
+# Cache: ${AGENTIC_CACHE_DIR:-~/.cache/agentic-orchestration}/worker-image/{base,wheels,
+# images}/, each entry keyed by the hash of its own inputs; older images are pruned.
+# Needs root (debootstrap, buildah's storage, containerd's socket) and, to import, a
+# running containerd: the test cluster's (scripts/k8s/cluster.sh up starts it), at
+# $AO_K8S_CONTAINERD_SOCK (`cluster.sh env`), default /var/lib/agentic-k8s/containerd.sock.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+SELF="$ROOT/scripts/k8s/worker_image.sh"
+CACHE="${AGENTIC_CACHE_DIR:-$HOME/.cache/agentic-orchestration}/worker-image"
+REPO_NAME="localhost/agentic-worker"
+BASE_NAME="localhost/agentic-worker-base"
+EXTRAS="mcp-servers"
+# The base's recipe: change BASE_REVISION to rebuild it (e.g. to pick up Debian updates).
+SUITE="bookworm"
+BASE_PACKAGES="python3,python3-venv,ca-certificates"
+BASE_REVISION="1"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The test cluster's containerd (scripts/k8s/cluster.sh: its own socket, beside any host one).
+CONTAINERD_SOCKET="${AO_K8S_CONTAINERD_SOCK:-${AO_K8S_STATE_DIR:-/var/lib/agentic-k8s}/containerd.sock}"
+
+log() { echo "worker_image: $*" >&2; }
+die() { echo "worker_image: error: $*" >&2; exit 1; }
+hash16() { sha256sum | cut -c1-16; }
+ctr_() { ctr --address "$CONTAINERD_SOCKET" -n k8s.io "$@"; }
+
+MODE=import
+case "${1:-}" in
+  "") ;;
+  --print-ref) MODE=print ;;
+  --no-import) MODE=archive ;;
+  *) die "unknown argument ${1} (use --print-ref or --no-import)" ;;
+esac
+
+# --- the build context: exactly what the image copies, snapshotted once ---------------------
+# Others may edit the tree while we build; the key and the image both come from this copy.
+STAGE="$(mktemp -d /var/tmp/ao-worker-context.XXXXXX)"
+WORK=""
+cleanup() { rm -rf "$STAGE"; [ -z "$WORK" ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+(cd "$ROOT" && tar -c --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
+  .dockerignore docker/Dockerfile.worker docker/pyproject_requirements.py pyproject.toml \
+  requirements.lock main.py config agentic_orchestration) | tar -x -C "$STAGE"
+cp "$SELF" "$STAGE/.worker_image.sh"  # part of the key, not copied into the image
+
+BASE_KEY="$(printf '%s\n' "$SUITE" minbase "$BASE_PACKAGES" "$BASE_REVISION" "$(uname -m)" | hash16)"
+BASE_REF="$BASE_NAME:$BASE_KEY"
+KEY="$({ echo "$BASE_KEY $EXTRAS"; cd "$STAGE" && find . -type f -print0 | LC_ALL=C sort -z \
+  | xargs -0 sha256sum; } | hash16)"
+REF="$REPO_NAME:$KEY"
+ARCHIVE="$CACHE/images/agentic-worker-$KEY.tar"
+
+if [ "$MODE" = print ]; then echo "$REF"; exit 0; fi
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, buildah storage, containerd's socket)"
+
+mkdir -p "$CACHE/images" "$CACHE/base" "$CACHE/wheels"
+# One build at a time (two test sessions, a developer and CI): the others wait here.
+exec 9>"$CACHE/.lock"
+flock 9
+
+containerd_has() { ctr_ images ls -q 2>/dev/null | grep -qxF "$1"; }
+if [ "$MODE" = import ]; then
+  [ -S "$CONTAINERD_SOCKET" ] && ctr_ version >/dev/null 2>&1 \
+    || die "containerd is not running at $CONTAINERD_SOCKET (start it: scripts/k8s/cluster.sh up)"
+  if containerd_has "$REF"; then
+    log "$REF already imported"
+    echo "$REF"; exit 0
+  fi
+fi
+
+apt_need() {  # apt_need PACKAGE...: install the Debian packages not installed yet
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
+    || die "cannot install ${missing[*]} (apt-get update first?)"
+}
+
+# --- 1. the base image ---------------------------------------------------------------------
+ensure_base() {
+  if buildah inspect --type image "$BASE_REF" >/dev/null 2>&1; then return 0; fi
+  local tarball="$CACHE/base/$BASE_KEY.tar"
+  if [ ! -s "$tarball" ]; then
+    apt_need debootstrap
+    local rootfs="$WORK/rootfs" t0=$SECONDS
+    log "debootstrap $SUITE minbase with $BASE_PACKAGES (about a minute)"
+    debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$MIRROR" \
+      >"$WORK/debootstrap.log" 2>&1 || { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+    # What only the build needed: package caches and lists, logs.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/var/log/* "$rootfs"/debootstrap
+    tar -C "$rootfs" --numeric-owner -cf "$tarball.partial" .
+    mv "$tarball.partial" "$tarball"
+    rm -rf "$rootfs"
+    log "base rootfs in $((SECONDS - t0)) s: $tarball"
+  fi
+  local ctr
+  ctr="$(buildah from --quiet scratch)"
+  buildah add --quiet "$ctr" "$tarball" / >/dev/null
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env LANG=C.UTF-8 --cmd /bin/bash "$ctr"
+  buildah commit --quiet --rm "$ctr" "$BASE_REF" >/dev/null
+  log "base image $BASE_REF"
+}
+
+# --- 2. the wheelhouse ---------------------------------------------------------------------
+# Keyed by the requirement list, the lock and the interpreter: a source change reuses it.
+ensure_wheels() {
+  local py=/usr/bin/python3 reqs="$WORK/requirements.txt" key
+  apt_need python3 python3-venv
+  "$py" "$STAGE/docker/pyproject_requirements.py" "$STAGE/pyproject.toml" "$EXTRAS" > "$reqs"
+  key="$({ "$py" -c 'import platform; print(platform.python_version(), platform.machine())'
+           cat "$reqs" "$STAGE/requirements.lock"; } | hash16)"
+  WHEELS="$CACHE/wheels/$key"
+  [ -f "$WHEELS/.complete" ] && return 0
+  log "building the wheelhouse with $("$py" --version) (about 30 s plus downloads)"
+  local t0=$SECONDS partial="$WHEELS.partial.$$"
+  rm -rf "$partial" && mkdir -p "$partial"
+  "$py" -m venv "$WORK/pipvenv"
+  "$WORK/pipvenv/bin/python" -m pip wheel --quiet --disable-pip-version-check \
+    --constraint "$STAGE/requirements.lock" --requirement "$reqs" --wheel-dir "$partial" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
+  touch "$partial/.complete"
+  rm -rf "$WHEELS" && mv "$partial" "$WHEELS"
+  log "wheelhouse: $(find "$WHEELS" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1), $((SECONDS - t0)) s"
+}
+
+# --- 3. and 4. build, archive, import ------------------------------------------------------
+if [ ! -s "$ARCHIVE" ]; then
+  apt_need buildah
+  WORK="$(mktemp -d /var/tmp/ao-worker-build.XXXXXX)"
+  ensure_base
+  ensure_wheels
+  t0=$SECONDS
+  log "buildah bud $REF"
+  buildah bud --quiet --layers --pull=never --network none \
+    --volume "$WHEELS:/wheels:ro" \
+    --build-arg "BASE_IMAGE=$BASE_REF" --build-arg WHEELHOUSE=/wheels \
+    --build-arg "EXTRAS=$EXTRAS" \
+    -f "$STAGE/docker/Dockerfile.worker" -t "$REF" "$STAGE" >&2 \
+    || die "buildah bud failed (output above)"
+  log "built in $((SECONDS - t0)) s"
+  t0=$SECONDS
+  rm -f "$ARCHIVE.partial"
+  buildah push --quiet "$REF" "docker-archive:$ARCHIVE.partial:$REF" >&2
+  mv "$ARCHIVE.partial" "$ARCHIVE"
+  log "archive $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1)) in $((SECONDS - t0)) s"
+fi
+
+# Older builds of the image: their archives, buildah tags and containerd images.
+for old in "$CACHE"/images/agentic-worker-*.tar; do
+  [ "$old" = "$ARCHIVE" ] || [ ! -e "$old" ] || rm -f "$old"
+done
+if command -v buildah >/dev/null 2>&1; then
+  buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep -F "$REPO_NAME:" \
+    | grep -vxF "$REF" | xargs -r buildah rmi >/dev/null 2>&1 || true
+fi
+
+if [ "$MODE" = archive ]; then echo "$ARCHIVE"; exit 0; fi
+
+t0=$SECONDS
+ctr_ images import "$ARCHIVE" >&2 || die "ctr images import of $ARCHIVE failed"
+containerd_has "$REF" || die "imported $ARCHIVE but containerd does not list $REF"
+log "imported into containerd (k8s.io) in $((SECONDS - t0)) s"
+ctr_ images ls -q | grep -F "$REPO_NAME:" | grep -vxF "$REF" \
+  | xargs -r ctr --address "$CONTAINERD_SOCKET" -n k8s.io images rm >/dev/null 2>&1 || true
+echo "$REF"
