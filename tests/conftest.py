@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from k8s_support import k8s_cluster  # noqa: F401  (session fixture: the local test cluster)
 
 from agentic_orchestration.providers.local_model import local_model_path, stop_local_server
 from agentic_orchestration.testing import ScriptedLLMServer
