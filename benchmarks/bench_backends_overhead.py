@@ -1,5 +1,9 @@
 """Per-step orchestration overhead: in-process vs cold subprocess vs warm subprocess.
 
+``warm-fork`` forks each step's child when it is launched (no spares, no priming: the warm
+launcher before issue 11); ``warm`` is the default (spares forked and primed ahead). For the
+breakdown of a warm step and Ray side by side, see ``bench_vs_ray.py``.
+
 One run, a 5-step plan, the scripted LLM server (``agentic_orchestration.testing``), so the
 only thing measured is orchestration: overhead = wall time - time spent inside the LLM
 server. Each mode runs as its own coordinator process (so its peak memory is its own); the
@@ -61,10 +65,13 @@ def _coordinator(mode: str, config_dir: str, store: str) -> None:
         from agentic_orchestration.orchestration.backends.subprocess_runner import ColdLauncher
         from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
 
-        launcher = WarmLauncher(env=dict(os.environ)) if mode == "warm" else ColdLauncher(
-            env=dict(os.environ))
-        if mode == "warm":
+        if mode.startswith("warm"):
+            options = {"spares": 0, "prime": False} if mode == "warm-fork" else {}
+            launcher = WarmLauncher(env=dict(os.environ), **options)
             launcher.wait_ready()  # in real use this overlaps with planning
+            time.sleep(2)  # as does the spares' priming
+        else:
+            launcher = ColdLauncher(env=dict(os.environ))
         backend = SubprocessExecutionBackend(launcher=launcher)
     setup = time.perf_counter() - started
     rounds = []
@@ -126,7 +133,7 @@ def main() -> None:
               backstory: Clear.
             """))
         results = {}
-        for mode in ("inprocess", "cold", "warm"):
+        for mode in ("inprocess", "cold", "warm-fork", "warm"):
             results[mode] = _run_mode(mode, server, str(config_dir), str(Path(tmp) / "store"))
 
     print(f"{STEPS}-step plan, scripted LLM server; overhead = wall - time inside the server")
@@ -141,7 +148,7 @@ def main() -> None:
                   f"{overhead:>17.1f}")
     steady = {mode: values[-1] for mode, values in per_step.items()}
     print("\nsteady state (last round):")
-    for mode in ("cold", "warm"):
+    for mode in ("cold", "warm-fork", "warm"):
         print(f"  {mode} / inprocess overhead ratio: {steady[mode] / steady['inprocess']:.1f}x; "
               f"{mode} - inprocess: {steady[mode] - steady['inprocess']:+.0f} ms/step")
     print(f"  cold / warm ratio: {steady['cold'] / steady['warm']:.1f}x")

@@ -123,15 +123,14 @@ def cold(fake: Path) -> ColdLauncher:
     return ColdLauncher(command=[sys.executable, str(fake)])
 
 
-def warm_launcher(fake: Path, *, preload: bool = False) -> WarmLauncher:
+def warm_launcher(fake: Path, *, preload: bool = False, spares: int | None = None
+                  ) -> WarmLauncher:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent),
                                                         os.environ.get("PYTHONPATH", "")]))
-    return WarmLauncher(env=env, preload=preload, target="fake_worker:main")
+    return WarmLauncher(env=env, preload=preload, target="fake_worker:main", spares=spares)
 
 
-@pytest.fixture
-def warm(fake: Path) -> Iterator[WarmLauncher]:
-    launcher = warm_launcher(fake)
+def _started(launcher: WarmLauncher) -> Iterator[WarmLauncher]:
     launcher.start()
     yield launcher
     zygote = launcher.zygote_pid
@@ -140,7 +139,19 @@ def warm(fake: Path) -> Iterator[WarmLauncher]:
     assert_gone(zygote)
 
 
-@pytest.fixture(params=["cold", "warm"])
+@pytest.fixture
+def warm(fake: Path) -> Iterator[WarmLauncher]:
+    """Spares forked ahead (as many as AGENTIC_MAX_PARALLEL_STEPS, the default)."""
+    yield from _started(warm_launcher(fake))
+
+
+@pytest.fixture
+def warm_fork(fake: Path) -> Iterator[WarmLauncher]:
+    """No spares: a child is forked when the step is launched."""
+    yield from _started(warm_launcher(fake, spares=0))
+
+
+@pytest.fixture(params=["cold", "warm", "warm_fork"])
 def launcher(request: pytest.FixtureRequest) -> StepLauncher:
     return request.getfixturevalue(request.param)
 
@@ -375,8 +386,13 @@ def test_zygote_exits_on_stdin_eof_and_kills_running_steps(warm, store) -> None:
     assert_gone(int(handle.ref))
 
 
+def zygote_threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
 def test_real_zygote_preloads_crewai_and_forks_each_step(fake, store) -> None:
-    """The default zygote (crewai and the first-kickoff modules preloaded), probed."""
+    """The default zygote (crewai and the first-kickoff modules preloaded, primed), probed."""
     launcher = warm_launcher(fake, preload=True)
     launcher.start()
     modules = ["crewai", "openai.resources", "httpcore", "h11", "crewai.llms.cache"]
@@ -385,14 +401,17 @@ def test_real_zygote_preloads_crewai_and_forks_each_step(fake, store) -> None:
         for step_id in ("s1", "s2"):
             spec = make_spec(store, step_id, "probe", modules=modules)
             results.append(run_path(launcher, store, step_id, spec))
-    finally:
         zygote = launcher.zygote_pid
+        assert zygote is not None
+        # The zygote stayed single-threaded (safe to fork) although its children kicked off.
+        assert zygote_threads(zygote) == 1
+    finally:
         launcher.close()
     infos = [worker_info(r) for r in results]
     assert all(info["modules"] == dict.fromkeys(modules, True) for info in infos)
     assert infos[0]["pid"] != infos[1]["pid"]
-    assert infos[0]["threads"] == 1  # the zygote stayed single-threaded: safe to fork
     assert launcher.ready_info is not None and launcher.ready_info["threads"] == 1
+    assert launcher.ready_info["primed"] is True
     for step_id, result in zip(("s1", "s2"), results, strict=True):
         assert store.read_result(RUN, step_id).result_text == result.result_text
     assert_gone(zygote, *(info["pid"] for info in infos))

@@ -8,24 +8,38 @@ ONE thread and has never run a kickoff (CrewAI and HTTP-client threads hang a fo
 so the zygote only imports, never runs agent code itself, and checks its thread count before
 every fork.
 
+Pre-forked spares: what does not depend on the step is taken off its critical path. The
+zygote keeps ``--spares N`` children forked ahead, each set up (own session, signals, stdin)
+and primed (``_warm_prime.prime_child``: a canned kickoff, so the real step is not its
+process's first) and then blocked on its own socket until a spec arrives; handing one out
+is a write on that socket, and the next spare is forked while the step runs. With
+``--spares 0`` a child is forked when the request arrives, as before. Either way each child
+runs exactly one step and exits; crash containment and the per-step log are unchanged.
+
 Protocol: JSON lines, requests on stdin, replies on the original stdout (fd 1 is pointed at
 stderr so that a stray ``print`` in an imported module cannot corrupt the channel):
 
-* ``{"ready": true, "pid": P, "preloaded": N, "threads": T, "seconds": S}`` once, after the
-  imports; or ``{"error": "..."}`` and exit 1 when the target cannot be imported.
+* ``{"ready": true, "pid": P, "preloaded": N, "threads": T, "seconds": S, "spares": N,
+  "primed": B}`` once, after the imports; or ``{"error": "..."}`` and exit 1 when the
+  target cannot be imported.
 * request ``{"spec": ..., "run_id": ..., "step_id": ..., "log": ...}`` ->
-  ``{"pid": P}`` as soon as the child exists (``{"error": "..."}`` for a bad request), then
-  ``{"pid": P, "exit": E, "maxrss_kb": K}`` when it ended; ``E`` is
-  ``os.waitstatus_to_exitcode`` (the negative signal number when the child was killed).
+  ``{"pid": P}`` as soon as a child has the request (``{"error": "..."}`` for a bad
+  request), then ``{"pid": P, "exit": E, "maxrss_kb": K, "marks": {...}}`` when it ended.
+  ``E`` is the code the child reported just before ``_exit`` (so its teardown is not
+  waited for), or ``os.waitstatus_to_exitcode`` when it died without reporting (negative:
+  killed by that signal). ``marks`` are ``time.monotonic()`` stamps of the step's phases
+  (``mark``), comparable across processes; benchmarks read them.
 * EOF on stdin (the coordinator closed it, or died): children still running are killed,
   since nobody is left to read their results, and the zygote exits 0.
 * SIGTERM to the zygote: it is passed on to the running children (each writes an
-  interrupted ``result.json`` that the coordinator retries), their exits are reported,
-  stragglers are killed after ``TERM_GRACE_SECONDS``, and the zygote exits 0.
+  interrupted ``result.json`` that the coordinator retries), spares are killed, the
+  running children's exits are reported, stragglers are killed after
+  ``TERM_GRACE_SECONDS``, and the zygote exits 0.
 
 Run as ``python -m agentic_orchestration.orchestration.backends._warm_worker
-[--target module:function] [--no-preload]``; ``--target`` lets tests fork something other
-than ``execute_step_main`` (same signature: ``(spec_path, *, run_id, step_id) -> int``).
+[--target module:function] [--no-preload] [--spares N] [--no-prime]``; ``--target`` lets
+tests fork something other than ``execute_step_main`` (same signature: ``(spec_path, *,
+run_id, step_id) -> int``).
 """
 
 from __future__ import annotations
@@ -36,18 +50,19 @@ import importlib
 import json
 import logging
 import os
-import random
 import select
 import signal
+import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import Any
 
 from agentic_orchestration._signals import sigterm_interrupts
 from agentic_orchestration.errors import Terminated
+from agentic_orchestration.orchestration.backends._warm_child import run_child, send
 
 logger = logging.getLogger(__name__)
 
@@ -118,76 +133,59 @@ def resolve_target(spec: str) -> StepTarget:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def _send(chan: int, message: dict[str, Any]) -> None:
-    data = (json.dumps(message) + "\n").encode()
-    while data:
-        data = data[os.write(chan, data):]
+@dataclass
+class _Child:
+    """A forked child: a spare until ``request`` is set, then a running step."""
 
-
-def _run_child(target: StepTarget, request: dict[str, Any], inherited: list[int]) -> NoReturn:
-    """In the forked child: detach, point stdout/stderr at the step log, run, ``_exit``.
-
-    ``os._exit`` because the zygote's atexit handlers and buffers are not the child's to run.
-    """
-    code = 1
-    try:
-        # The zygote's SIGTERM handler is not the step's: until execute_step_main installs
-        # its own (interrupted result.json), SIGTERM ends the child as usual.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.setsid()  # own process group: the coordinator kills the step with killpg
-        for fd in inherited:  # the reply channel and pidfds are the zygote's business
-            os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)  # never read the zygote's request pipe
-        if null != 0:
-            os.close(null)
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        random.seed()  # every child would otherwise draw the same "random" numbers
-        result = target(request["spec"], run_id=request["run_id"], step_id=request["step_id"])
-        code = result if isinstance(result, int) else 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code & 0xFF)
+    pid: int
+    conn: int  # the zygote's end of the child's socket pair
+    pidfd: int | None  # readable once the child ended; None where pidfds are missing
+    request: dict[str, Any] | None = None
+    ready: bool = False
+    reported: bool = False
+    buffer: bytes = b""
+    marks: dict[str, float] = field(default_factory=dict)
 
 
 class Zygote:
-    """The request loop: fork on a request, report each child's end, exit on stdin EOF."""
+    """The request loop: hand a request to a spare (or fork), report each step's end,
+    keep ``spares`` children ready, exit on stdin EOF."""
 
-    def __init__(self, target: StepTarget, *, in_fd: int, chan: int) -> None:
+    def __init__(self, target: StepTarget, *, in_fd: int, chan: int, spares: int = 0,
+                 prime: bool = False) -> None:
         self.target = target
         self.in_fd = in_fd
         self.chan = chan
-        #: pid -> pidfd (readable when the child ends), or None where pidfds are missing.
-        self.children: dict[int, int | None] = {}
+        self.spares_wanted = spares
+        self.prime = prime
+        self.spares: list[_Child] = []  # oldest first
+        #: pid -> running step's child
+        self.children: dict[int, _Child] = {}
 
     def serve(self) -> int:
         buffer = b""
         try:
+            self._refill()
             while True:
-                fds = [self.in_fd, *(fd for fd in self.children.values() if fd is not None)]
-                polling = any(fd is None for fd in self.children.values())
-                readable, _, _ = select.select(fds, [], [], 0.05 if polling else None)
+                everyone = [*self.spares, *self.children.values()]
+                fds = [self.in_fd, *(c.conn for c in everyone if c.conn >= 0),
+                       *(c.pidfd for c in everyone if c.pidfd is not None)]
+                polling = any(c.pidfd is None for c in everyone)
+                readable = set(select.select(fds, [], [], 0.05 if polling else None)[0])
+                for child in everyone:
+                    if child.conn in readable:
+                        self._read_child(child)
                 self._reap()
-                if self.in_fd not in readable:
-                    continue
-                chunk = os.read(self.in_fd, 65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        self._handle(line)
+                if self.in_fd in readable:
+                    chunk = os.read(self.in_fd, 65536)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            self._handle(line)
+                self._refill()
         except BrokenPipeError:
             logger.warning("warm worker: the coordinator stopped reading; shutting down")
         except Terminated:
@@ -197,8 +195,8 @@ class Zygote:
 
     def _terminate_children(self, grace: float = TERM_GRACE_SECONDS) -> None:
         """SIGTERM (the zygote is being stopped): pass it on to each running step, which
-        writes an interrupted result.json (``worker_retry``), and report their ends; what
-        still runs after ``grace`` seconds is killed by ``_shutdown``."""
+        writes an interrupted result.json (``worker_retry``), and report their ends; spares
+        and what still runs after ``grace`` seconds are killed by ``_shutdown``."""
         logger.warning("warm worker: SIGTERM; stopping %d step process(es)", len(self.children))
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):
@@ -206,12 +204,15 @@ class Zygote:
         deadline = time.monotonic() + grace
         while self.children and time.monotonic() < deadline:
             try:
+                for child in list(self.children.values()):
+                    self._read_child(child, block=False)
                 self._reap()
             except BrokenPipeError:  # nobody reads the exits any more; still wait
                 pass
             time.sleep(0.05)
 
     def _handle(self, line: bytes) -> None:
+        received = time.monotonic()
         try:
             request = json.loads(line)
             if not isinstance(request, dict):
@@ -220,8 +221,27 @@ class Zygote:
             if missing:
                 raise ValueError(f"request lacks {missing}")
         except ValueError as exc:
-            _send(self.chan, {"error": f"bad request: {exc}"})
+            send(self.chan, {"error": f"bad request: {exc}"})
             return
+        child = None
+        while self.spares and child is None:
+            spare = self.spares.pop(0)  # the oldest: primed, or closest to it
+            try:
+                send(spare.conn, request)
+                child = spare
+            except OSError:  # it died while waiting (killed from outside): the next one
+                self._discard(spare)
+        if child is None:
+            child = self._fork(request)
+            if child is None:
+                return
+        child.request = request
+        child.marks["zygote_request"] = received
+        self.children[child.pid] = child
+        send(self.chan, {"pid": child.pid})
+
+    def _fork(self, request: dict[str, Any] | None) -> _Child | None:
+        """Fork a child: a spare (``request`` None) or one that runs ``request`` at once."""
         if threading.active_count() != 1:
             # A thread here means an import started one; a child forked now may hang.
             logger.warning("warm worker: %d threads alive before fork (%s); the child may hang",
@@ -229,37 +249,103 @@ class Zygote:
                            [t.name for t in threading.enumerate()])
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would write the zygote's buffered text again
+        ours, theirs = (s.detach() for s in socket.socketpair())  # close-on-exec both
+        forked_at = time.monotonic()
         try:
             pid = os.fork()
         except OSError as exc:  # out of processes or memory: the coordinator can go cold
-            _send(self.chan, {"error": f"fork failed: {exc}"})
-            return
+            os.close(ours)
+            os.close(theirs)
+            if request is not None:
+                send(self.chan, {"error": f"fork failed: {exc}"})
+            else:
+                logger.warning("warm worker: cannot fork a spare: %s", exc)
+            return None
         if pid == 0:
-            inherited = [self.chan, *(fd for fd in self.children.values() if fd is not None)]
+            everyone = [*self.spares, *self.children.values()]
+            inherited = [self.chan, ours, *(c.conn for c in everyone if c.conn >= 0),
+                         *(c.pidfd for c in everyone if c.pidfd is not None)]
             if self.in_fd > 2:  # fd 0 is replaced by /dev/null in the child anyway
                 inherited.append(self.in_fd)
-            _run_child(self.target, request, inherited)
-        self.children[pid] = _pidfd(pid)
-        _send(self.chan, {"pid": pid})
+            run_child(self.target, theirs, inherited, prime=self.prime, request=request)
+        os.close(theirs)
+        child = _Child(pid, ours, _pidfd(pid))
+        child.marks["zygote_fork"] = forked_at
+        return child
+
+    def _refill(self) -> None:
+        """Fork spares up to the wanted number, one still priming at a time (priming is a
+        kickoff's worth of CPU: several at once would slow the step that is running)."""
+        while len(self.spares) < self.spares_wanted:
+            if self.prime and any(not s.ready for s in self.spares):
+                return
+            spare = self._fork(None)
+            if spare is None:
+                return
+            self.spares.append(spare)
+
+    def _read_child(self, child: _Child, *, block: bool = True) -> None:
+        """A spare's ``ready`` or a step's ``done`` line (reported to the coordinator now)."""
+        if child.conn < 0:
+            return
+        if not block and not select.select([child.conn], [], [], 0)[0]:
+            return
+        try:
+            chunk = os.read(child.conn, 65536)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the child is gone (or exiting): its pidfd tells the rest
+            os.close(child.conn)
+            child.conn = -1
+            return
+        *lines, child.buffer = (child.buffer + chunk).split(b"\n")
+        for line in filter(None, lines):
+            message = json.loads(line)
+            if message.get("ready"):
+                child.ready = True
+            elif "done" in message and child.request is not None and not child.reported:
+                child.reported = True
+                marks = {**child.marks, **message.get("marks", {})}
+                send(self.chan, {"pid": child.pid, "exit": int(message["done"]),
+                                  "maxrss_kb": message.get("maxrss_kb"), "marks": marks})
 
     def _reap(self) -> None:
-        for pid, fd in list(self.children.items()):
-            wpid, status, usage = os.wait4(pid, os.WNOHANG)
-            if wpid != pid:
+        for child in [*self.spares, *self.children.values()]:
+            wpid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if wpid != child.pid:
                 continue
-            if fd is not None:
-                os.close(fd)
-            del self.children[pid]
-            _send(self.chan, {"pid": pid, "exit": os.waitstatus_to_exitcode(status),
-                              "maxrss_kb": usage.ru_maxrss})
+            self._close(child)
+            if child.request is None:  # a spare that never got a step
+                logger.warning("warm worker: spare process %s ended before any step (%s)",
+                               child.pid, os.waitstatus_to_exitcode(status))
+                self.spares.remove(child)
+                continue
+            del self.children[child.pid]
+            if not child.reported:  # died without saying: a crash, a signal
+                send(self.chan, {"pid": child.pid, "exit": os.waitstatus_to_exitcode(status),
+                                  "maxrss_kb": usage.ru_maxrss, "marks": child.marks})
+
+    def _discard(self, child: _Child) -> None:
+        kill_step_group(child.pid)
+        os.waitpid(child.pid, 0)
+        self._close(child)
+
+    @staticmethod
+    def _close(child: _Child) -> None:
+        if child.conn >= 0:
+            os.close(child.conn)
+            child.conn = -1
+        if child.pidfd is not None:
+            os.close(child.pidfd)
+            child.pidfd = None
 
     def _shutdown(self) -> None:
-        for pid, fd in self.children.items():
+        for spare in self.spares:
+            self._discard(spare)
+        self.spares.clear()
+        for pid, child in self.children.items():
             logger.warning("warm worker: killing step process %s (coordinator gone)", pid)
-            kill_step_group(pid)
-            os.waitpid(pid, 0)
-            if fd is not None:
-                os.close(fd)
+            self._discard(child)
         self.children.clear()
 
 
@@ -291,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default=DEFAULT_TARGET, help="module:function to fork")
     parser.add_argument("--no-preload", action="store_true",
                         help="skip importing crewai and its lazy modules (tests only)")
+    parser.add_argument("--spares", type=int, default=1,
+                        help="children kept forked ahead (0: fork when a request arrives)")
+    parser.add_argument("--no-prime", action="store_true",
+                        help="no warm-up in the zygote or the spares (implied by --no-preload)")
     args = parser.parse_args(argv)
 
     chan = os.dup(1)
@@ -301,18 +391,25 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     settings.quiet_crewai_network()  # children inherit the environment
     started = time.perf_counter()
+    prime = not (args.no_preload or args.no_prime)
     try:
         count = 0 if args.no_preload else preload()
         target = resolve_target(args.target)
     except Exception as exc:
         logger.exception("warm worker: start-up failed")
-        _send(chan, {"error": f"warm worker start-up failed: {type(exc).__name__}: {exc}"})
+        send(chan, {"error": f"warm worker start-up failed: {type(exc).__name__}: {exc}"})
         return 1
-    _send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
+    if prime:
+        from agentic_orchestration.orchestration.backends._warm_prime import prime_zygote
+
+        logger.debug("warm worker: primed %s", prime_zygote())
+    send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
                  "threads": threading.active_count(),
-                 "seconds": round(time.perf_counter() - started, 3)})
+                 "seconds": round(time.perf_counter() - started, 3),
+                 "spares": max(args.spares, 0), "primed": prime})
     with sigterm_interrupts():
-        return Zygote(target, in_fd=0, chan=chan).serve()
+        return Zygote(target, in_fd=0, chan=chan, spares=max(args.spares, 0),
+                      prime=prime).serve()
 
 
 if __name__ == "__main__":

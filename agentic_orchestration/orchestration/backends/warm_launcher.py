@@ -3,7 +3,10 @@
 A fresh interpreter pays ``import crewai`` (4-6 s here) on every step; the zygote
 (``_warm_worker``) pays it once, at the start of the run, while the coordinator plans, and
 then forks one child per step, each isolated in its own process with its own result.json.
-The protocol is JSON lines over the zygote's stdin/stdout (see ``_warm_worker``).
+It keeps ``spares`` children forked and primed ahead, so launching a step is a write to a
+waiting child. The protocol is JSON lines over the zygote's stdin/stdout (see
+``_warm_worker``); one reader thread here files the replies and wakes whoever waits for
+them, so a step's end is seen the moment the zygote reports it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from agentic_orchestration import settings
 from agentic_orchestration.errors import BackendError, ZygoteGone
 from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
 from agentic_orchestration.orchestration.backends.base import StepSpec
@@ -53,21 +56,33 @@ class WarmLauncher(StepLauncher):
         preload: Import crewai and its lazily loaded modules in the zygote (off: tests).
         target: ``module:function`` the children run (default ``execute_step_main``).
         ready_timeout: Seconds the first ``launch`` waits for the zygote's imports.
+        spares: Children kept forked and primed ahead of their step; default
+            ``AGENTIC_MAX_PARALLEL_STEPS`` (as many as steps can start at once); 0 forks
+            each child when its step is launched.
+        prime: Warm the zygote and each spare up (``_warm_prime``); default ``preload``.
     """
 
     name: ClassVar[str] = "warm"
 
     def __init__(self, env: dict[str, str] | None = None, preload: bool = True, *,
-                 target: str | None = None, ready_timeout: float = 180.0) -> None:
+                 target: str | None = None, ready_timeout: float = 180.0,
+                 spares: int | None = None, prime: bool | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
         self.preload, self.target, self.ready_timeout = preload, target, ready_timeout
+        self.spares = (settings.get_int("AGENTIC_MAX_PARALLEL_STEPS", minimum=1)
+                       if spares is None else max(spares, 0))
+        self.prime = preload if prime is None else prime
         self.ready_info: dict[str, Any] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None  # unlinked temp file: nothing left behind
-        self._buffer, self._eof = b"", False
+        self._reader: threading.Thread | None = None
+        # Filled by the reader thread; every waiter sleeps on the condition, so an exit is
+        # seen by its waiter as soon as the zygote writes it (no polling, any thread).
+        self._cond = threading.Condition()
+        self._eof = False
         self._replies: deque[dict[str, Any]] = deque()  # ready / pid / error, in order
         self._exits: dict[int, dict[str, Any]] = {}  # pid -> exit reply, whoever read it
-        self._read_lock, self._launch_lock = threading.Lock(), threading.Lock()
+        self._launch_lock = threading.Lock()
 
     @property
     def zygote_pid(self) -> int | None:
@@ -77,17 +92,22 @@ class WarmLauncher(StepLauncher):
         """Start the zygote and return: its imports overlap with the caller's planning."""
         if self._proc is not None:
             return
-        argv = [sys.executable, "-m", _ZYGOTE_MODULE]
+        argv = [sys.executable, "-m", _ZYGOTE_MODULE, "--spares", str(self.spares)]
         argv += ["--target", self.target] if self.target else []
         argv += [] if self.preload else ["--no-preload"]
+        argv += [] if self.prime else ["--no-prime"]
         env = dict(self.env)  # -m must find this package wherever the coordinator started
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._stderr = tempfile.TemporaryFile(prefix="agentic-warm-worker-")
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr, env=env, start_new_session=True)
+        self._eof = False
+        self._reader = threading.Thread(target=self._read_replies, args=(self._proc,),
+                                        name="warm-launcher-replies", daemon=True)
+        self._reader.start()
 
     def close(self) -> None:
-        """Close the zygote's stdin (it kills leftover steps and exits), then reap it."""
+        """Close the zygote's stdin (it kills leftover steps and spares and exits), reap it."""
         proc, self._proc = self._proc, None
         if proc is None or proc.stdin is None or proc.stdout is None:
             return
@@ -98,12 +118,15 @@ class WarmLauncher(StepLauncher):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)  # it stops at the EOF the zygote's exit gave
         proc.stdout.close()
         if self._stderr is not None:
             self._stderr.close()
 
     def launch(self, spec: StepSpec, *, spec_path: Path, log_path: Path) -> StepHandle:
-        """Fork the step (the first call waits for the zygote's imports).
+        """Hand the step to a spare child (or fork one); the first call waits for the
+        zygote's imports.
 
         Raises:
             ZygoteGone: The zygote died or never got ready (the message has the last lines
@@ -111,6 +134,7 @@ class WarmLauncher(StepLauncher):
         """
         self.wait_ready()
         mark_launch(log_path, self.name)
+        launched = time.monotonic()
         with self._launch_lock:
             request = {"spec": str(spec_path), "run_id": spec.run_id,
                        "step_id": spec.step_id, "log": str(log_path)}
@@ -123,7 +147,9 @@ class WarmLauncher(StepLauncher):
             except (BrokenPipeError, ValueError) as exc:
                 raise self._gone("when asked to fork a step") from exc
             reply = self._next_reply(30.0, "when asked to fork a step")
-        return _WarmHandle(self, int(reply["pid"]), log_path)
+        handle = _WarmHandle(self, int(reply["pid"]), log_path)
+        handle.marks.update(launch=launched, launched=time.monotonic())
+        return handle
 
     def wait_ready(self) -> dict[str, Any]:
         """Start the zygote if needed and block until its imports are done."""
@@ -134,50 +160,62 @@ class WarmLauncher(StepLauncher):
             return self.ready_info
 
     def wait_exit(self, pid: int, timeout: float | None) -> dict[str, Any] | None:
-        """The zygote's exit reply for ``pid``, or None after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while pid not in self._exits:
-            remaining = 0.5 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._pump(min(remaining, 0.5))
-        return self._exits[pid]  # kept: a terminate() and the coordinator may both wait
+        """The zygote's exit reply for ``pid``, or None after ``timeout`` seconds.
+
+        Raises:
+            ZygoteGone: The zygote's output ended before it reported ``pid``'s end.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: pid in self._exits or self._eof, timeout)
+            if pid in self._exits:
+                return self._exits[pid]  # kept: a terminate() and the coordinator may wait
+            if self._eof:
+                raise ZygoteGone("warm worker closed its output")
+            return None
+
+    def _read_replies(self, proc: subprocess.Popen[bytes]) -> None:
+        """The reader thread: file every reply line and wake the waiters."""
+        assert proc.stdout is not None
+        fd, buffer = proc.stdout.fileno(), b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            noticed = time.monotonic()
+            with self._cond:
+                if not chunk:
+                    self._eof = True
+                    self._cond.notify_all()
+                    return
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in filter(None, lines):
+                    try:
+                        reply = json.loads(line)
+                    except ValueError:
+                        logger.warning("warm worker sent a line that is not JSON: %.200r", line)
+                        continue
+                    if "exit" in reply:
+                        reply["noticed"] = noticed
+                        self._exits[int(reply["pid"])] = reply
+                    else:
+                        self._replies.append(reply)
+                self._cond.notify_all()
 
     def _next_reply(self, timeout: float, doing: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while not self._replies:
-            if time.monotonic() >= deadline:
+        with self._cond:
+            self._cond.wait_for(lambda: self._replies or self._eof, timeout)
+            reply = self._replies.popleft() if self._replies else None
+        if reply is None:
+            if not self._eof:
                 self.close()
                 raise ZygoteGone(f"warm worker gave no answer in {timeout:g}s {doing}; stopped")
-            try:
-                self._pump(min(deadline - time.monotonic(), 0.5))
-            except ZygoteGone:
-                raise self._gone(doing) from None
-        reply = self._replies.popleft()
+            raise self._gone(doing)
         if "error" not in reply:
             return reply
         if self.ready_info is not None:
             raise BackendError(f"warm worker refused the step: {reply['error']}")
         raise self._gone(doing, reply["error"])
-
-    def _pump(self, timeout: float) -> None:
-        """File the reply lines that arrive within ``timeout``; any waiter may read them."""
-        with self._read_lock:
-            if self._eof or self._proc is None or self._proc.stdout is None:
-                raise ZygoteGone("warm worker is not running")
-            fd = self._proc.stdout.fileno()
-            if not select.select([fd], [], [], max(timeout, 0.0))[0]:
-                return
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                self._eof = True
-                raise ZygoteGone("warm worker closed its output")
-            *lines, self._buffer = (self._buffer + chunk).split(b"\n")
-            for reply in map(json.loads, filter(None, lines)):
-                if "exit" in reply:
-                    self._exits[int(reply["pid"])] = reply
-                else:
-                    self._replies.append(reply)
 
     def _gone(self, doing: str, error: str = "") -> ZygoteGone:
         code = None
@@ -201,6 +239,9 @@ class _WarmHandle(LoggedProcessHandle):
         self._launcher = launcher
         self.status: int | None = None
         self.maxrss_kb: int | None = None
+        #: ``time.monotonic()`` stamps: the coordinator's (launch, launched, noticed,
+        #: returned), the zygote's and the child's (``_warm_child.mark``); for benchmarks.
+        self.marks: dict[str, float] = {}
         self._lost = ""
 
     def wait(self, timeout: float | None) -> StepExit | None:
@@ -218,6 +259,8 @@ class _WarmHandle(LoggedProcessHandle):
                 if reply is None:
                     return None
                 self.status, self.maxrss_kb = int(reply["exit"]), reply.get("maxrss_kb")
+                self.marks.update(reply.get("marks") or {}, noticed=reply["noticed"],
+                                  returned=time.monotonic())
         if self._lost:
             return StepExit("lost", detail=self._lost)
         return exit_of(self.status)

@@ -1,0 +1,126 @@
+"""Step-independent work a warm step would otherwise pay for on its critical path.
+
+Measured with ``benchmarks/bench_vs_ray.py`` (a one-task step against an instant scripted
+LLM): a child forked from the preloaded zygote spent about 90-150 ms of CPU on the step, of
+which about 30 ms is what the same step costs in a process that already ran one. The rest
+is first-time work of a fresh process that does not depend on the step:
+
+* two TLS contexts per OpenAI LLM (CrewAI builds a sync and an async httpx client, each
+  loading certifi's CA bundle: about 35 ms each, even for an ``http://`` endpoint);
+* compiling the step spec's JSON Schema validator and the one-step catalog models;
+* CrewAI's first kickoff in a process: pydantic schemas built on first use, lazily created
+  singletons (event bus handlers, the task-output store), the first request through the
+  OpenAI client.
+
+So it is done ahead, in two places:
+
+* ``prime_zygote`` runs once in the zygote before its first fork. It must start no thread
+  and never kick off a crew (a child forked after that may hang; platform-notes.md), so it
+  only shares one default TLS context, validates a canned spec and freezes the heap
+  (``gc.freeze``: children then neither scan nor copy-on-write the zygote's objects).
+* ``_warm_child.prime_child`` runs in a spare child after its fork, before its spec
+  arrives: a canned one-task kickoff against a loopback responder started inside that
+  child. The child is a leaf (it runs exactly one step and exits), so the threads this
+  leaves are harmless, and the canned crew carries no user data: steps stay isolated.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CANNED_ANSWER", "canned_spec", "prime_zygote", "share_default_tls_context"]
+
+_CANNED_ID = "warm-up"
+CANNED_ANSWER = "Final Answer: ready."
+
+
+def canned_spec(base_url: str) -> dict[str, Any]:
+    """A valid v0.1 step spec for a one-task crew on an OpenAI-compatible ``base_url``."""
+    return {
+        "schema_version": "0.1", "run_id": _CANNED_ID, "step_id": _CANNED_ID,
+        "step_index": 0, "workflow_name": _CANNED_ID, "topic": "warm-up",
+        "task": {"description": "Say that you are ready.", "expected_output": "One word."},
+        "agent_provider": {"id": _CANNED_ID, "type": "openai", "model": "warm-up-model",
+                           "openai_base_url": base_url, "role": "Warm-up",
+                           "goal": "Answer at once.", "backstory": "A canned step."},
+        "mcp_providers": [], "prior_output": "", "inputs": {},
+        "paths": {"run_store": "", "artifacts_dir": ""},
+    }
+
+
+def share_default_tls_context() -> bool:
+    """Make httpx hand out one default TLS context per process instead of one per client.
+
+    Only the default case is shared (``verify=True``, no client certificate), keyed on the
+    variables httpx reads (``SSL_CERT_FILE``/``SSL_CERT_DIR``), so verification is exactly
+    what httpx would have set up; httpx never changes a context it made in that case.
+    Returns False when httpx is not the version this knows (nothing is changed then).
+    """
+    try:
+        import httpx._config as config
+        import httpx._transports.default as transports
+    except ImportError:
+        return False
+    current = getattr(transports, "create_ssl_context", None)
+    if getattr(current, "agentic_shared", False):
+        return True
+    if current is not config.create_ssl_context:
+        logger.debug("httpx's create_ssl_context is not where expected; not sharing it")
+        return False
+    original = config.create_ssl_context
+    shared: dict[tuple[Any, ...], Any] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = original(verify=True, cert=None, trust_env=trust_env)
+        return shared[key]
+
+    create_ssl_context.agentic_shared = True  # type: ignore[attr-defined]
+    transports.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+    create_ssl_context()  # load the CA bundle now, once, before any fork
+    return True
+
+
+def prime_zygote() -> dict[str, float]:
+    """Thread-free, kickoff-free warm-up of the zygote; returns ms per part (for logs)."""
+    spent: dict[str, float] = {}
+    began = time.perf_counter()
+    share_default_tls_context()
+    spent["tls_ms"] = (time.perf_counter() - began) * 1000
+    began = time.perf_counter()
+    try:
+        from agentic_orchestration.orchestration.execute_step import load_step_spec, step_workflow
+        from agentic_orchestration.orchestration.runner import build_workflow
+
+        with tempfile.TemporaryDirectory(prefix="agentic-warm-") as scratch:
+            path = Path(scratch) / "spec.json"
+            path.write_text(json.dumps(canned_spec("http://127.0.0.1:9/v1")))
+            spec = load_step_spec(path, run_id=_CANNED_ID, step_id=_CANNED_ID)
+        spent["spec_ms"] = (time.perf_counter() - began) * 1000
+        began = time.perf_counter()
+        # Agent, Task, Crew and LLM objects built and dropped, no kickoff: the pydantic
+        # schemas CrewAI builds on first use, httpx/openai client set-up, ABC caches.
+        config, catalog = step_workflow(spec)
+        build_workflow(config, catalog, fill_topic=False)
+        spent["build_ms"] = (time.perf_counter() - began) * 1000
+    except Exception:  # a warm-up must never stop the zygote; the step pays instead
+        logger.warning("warm worker: building the canned step failed", exc_info=True)
+    if threading.active_count() != 1:
+        logger.warning("warm worker: priming started a thread (%s)",
+                       [t.name for t in threading.enumerate()])
+    gc.collect()
+    gc.freeze()
+    return spent

@@ -1,0 +1,466 @@
+"""Per-step overhead of every way to run a step, side by side with Ray, in one run.
+
+A plan of STEPS one-task steps against the scripted LLM server (instant replies); overhead =
+wall time - time inside the server, per step, median over the steady-state rounds (the first
+round of each mode pays first-kickoff and worker-start costs and is shown apart). Each mode
+is its own coordinator process:
+
+- ``inprocess``: one CrewAI crew in the coordinator (the floor);
+- ``warm fork``: the warm launcher forking a child when the step is launched (pre-fork off:
+  the behaviour before issue 11); ``warm spares``: spares forked ahead but not primed;
+  ``warm prefork``: spares forked and primed ahead (the default);
+- ``cold``: a fresh ``main.py --execute-step`` per step;
+- ``ray reused`` / ``ray max_calls=1``: the same coordinator and worker code, the step run as
+  a Ray 2.60 task (``execute_step_main`` inside the task) in a reused worker, or in a new
+  worker process per task (isolation like ours). Ray runs from its own venv
+  (``RAY_VENV``, created on first use: ``pip install ray==2.60.0`` plus a ``.pth`` naming this
+  checkout and its ``.venv``); it is never a dependency of the project.
+
+For the warm modes the steps' phases are stamped (``_warm_child.mark`` through a tracing
+target that wraps the worker's functions; ``time.monotonic`` is one clock for every process)
+and the breakdown of one step's critical path is printed. Memory: coordinator, zygote,
+spares (PSS: pages shared with the zygote counted once) and step children, next to Ray's
+processes.
+
+Run: ``.venv/bin/python benchmarks/bench_vs_ray.py [--rounds 6] [--skip-ray]``. Prints; asserts
+nothing. The machine is shared: the load average is printed with each mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RAY_VENV = Path.home() / ".cache" / "agentic-orchestration" / "bench-ray-venv"
+STEPS = 5
+QUIET = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true",
+         "CREWAI_DISABLE_VERSION_CHECK": "true", "RAY_USAGE_STATS_ENABLED": "0",
+         "AGENTIC_PROGRESS": "0"}
+#: mode -> (launcher, WarmLauncher keyword arguments)
+MODES = {
+    "inprocess": ("inprocess", {}),
+    "warm fork": ("warm", {"spares": 0, "prime": False}),
+    "warm spares": ("warm", {"prime": False}),
+    "warm prefork": ("warm", {}),
+    "cold": ("cold", {}),
+    "ray reused": ("ray", {"max_calls": 0}),
+    "ray max_calls=1": ("ray", {"max_calls": 1}),
+}
+SLOW = {"cold", "ray max_calls=1"}  # seconds per step: two rounds are enough
+
+
+# -- inside a warm step child ---------------------------------------------------------------
+
+_TRACED = False
+
+
+def traced_execute_step(spec_path: str, *, run_id: str, step_id: str) -> int:
+    """The warm children's target here: ``execute_step_main`` with its phases stamped."""
+    global _TRACED
+    from agentic_orchestration.orchestration import execute_step
+    from agentic_orchestration.orchestration.backends._warm_child import mark
+
+    if not _TRACED:  # in the child (after priming): wrap the real functions, once
+        from agentic_orchestration.orchestration import runner
+        from agentic_orchestration.orchestration.backends.crewai import CrewAIExecutionBackend
+        from agentic_orchestration.orchestration.run_store import FileSystemRunStore
+
+        def stamped(owner, attr, before, after):
+            real = getattr(owner, attr)
+
+            def wrapper(*args, **kwargs):
+                if before:
+                    mark(before)
+                try:
+                    return real(*args, **kwargs)
+                finally:
+                    mark(after)
+            setattr(owner, attr, wrapper)
+
+        stamped(execute_step, "load_step_spec", "", "spec_loaded")
+        stamped(runner, "build_workflow", "", "built")
+        stamped(CrewAIExecutionBackend, "execute_built", "kickoff_start", "kickoff_done")
+        stamped(FileSystemRunStore, "write_result", "", "result_written")
+        _TRACED = True
+    return execute_step.execute_step_main(spec_path, run_id=run_id, step_id=step_id)
+
+
+# -- Ray, in the Ray venv's coordinator -----------------------------------------------------
+
+def _ray_step(spec_path: str, run_id: str, step_id: str) -> int:
+    from agentic_orchestration.orchestration.execute_step import execute_step_main
+
+    return execute_step_main(spec_path, run_id=run_id, step_id=step_id)
+
+
+def _ray_launcher(max_calls: int):
+    import ray
+
+    from agentic_orchestration.orchestration.backends.launcher import (
+        StepExit,
+        StepHandle,
+        StepLauncher,
+    )
+
+    class RayHandle(StepHandle):
+        def __init__(self, ref) -> None:
+            self.ref_obj, self.ref, self.exit = ref, ref.hex()[:12], None
+
+        def wait(self, timeout):
+            if self.exit is None:
+                if not ray.wait([self.ref_obj], timeout=timeout)[0]:
+                    return None
+                try:
+                    self.exit = StepExit("exited", exit_code=ray.get(self.ref_obj))
+                except Exception as exc:
+                    self.exit = StepExit("lost", detail=f"{type(exc).__name__}: {exc}")
+            return self.exit
+
+        def terminate(self) -> None:
+            if self.exit is None:
+                ray.cancel(self.ref_obj, force=True)
+
+    class RayLauncher(StepLauncher):
+        name = "ray"
+
+        def __init__(self) -> None:
+            options = {"max_calls": max_calls} if max_calls else {}
+            self.task = ray.remote(num_cpus=1, **options)(_ray_step)
+
+        def launch(self, spec, *, spec_path, log_path):
+            return RayHandle(self.task.remote(str(spec_path), spec.run_id, spec.step_id))
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {**QUIET, "PYTHONPATH": str(REPO)}})
+    return RayLauncher()
+
+
+def ensure_ray_venv() -> Path:
+    """The Ray venv's python: Ray 2.60 plus a .pth naming this checkout and its venv."""
+    python = RAY_VENV / "bin" / "python"
+    if not python.exists():
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(RAY_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import ray; print(ray.__version__)"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != "2.60.0":
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "ray==2.60.0"], check=True)
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], capture_output=True, text=True, check=True)
+    ours = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], capture_output=True, text=True, check=True)
+    # After Ray's own site-packages: Ray's dependencies win where both have one.
+    (Path(site.stdout.strip()) / "agentic_orchestration_bench.pth").write_text(
+        f"{REPO}\n{ours.stdout.strip()}\n")
+    return python
+
+
+# -- one mode's coordinator -----------------------------------------------------------------
+
+def _memory(pid: int) -> dict[str, float]:
+    """RSS and PSS (MB) of ``pid`` (PSS splits shared pages among their users)."""
+    out = {"rss": 0.0, "pss": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                out[key.lower()] = int(rest.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        try:
+            name = Path(f"/proc/{child}/comm").read_text().strip()
+        except OSError:
+            continue
+        found.append((child, name))
+        todo += children.get(child, [])
+    return found
+
+
+def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
+    """Child: run the plan ``rounds`` times on one mode; print RESULT json."""
+    os.environ.update(QUIET, AGENTIC_CONFIG_DIR=config_dir, AGENTIC_RUN_STORE_PATH=store)
+    from agentic_orchestration import settings
+    from agentic_orchestration.log import configure_logging
+
+    configure_logging()
+    settings.quiet_crewai_network()
+    from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
+    from agentic_orchestration.orchestration.backends.base import RunOptions
+    from agentic_orchestration.orchestration.run_store import FileSystemRunStore
+
+    kind, options = MODES[mode]
+    catalog = load_catalog()
+    config = WorkflowConfig(name="bench", topic="tea", steps=[
+        {"agent_provider": "fake_writer", "description": f"STEP{i} write about {{topic}}"}
+        for i in range(STEPS)])
+    handles, attempts = [], []
+    launcher = None
+    if kind == "inprocess":
+        from agentic_orchestration.orchestration.backends.crewai import CrewAIExecutionBackend
+
+        backend = CrewAIExecutionBackend()
+    else:
+        from agentic_orchestration.orchestration.backends.launcher import StepLauncher
+        from agentic_orchestration.orchestration.backends.subprocess import (
+            SubprocessExecutionBackend,
+        )
+        from agentic_orchestration.orchestration.backends.subprocess_runner import ColdLauncher
+        from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
+
+        if kind == "warm":
+            inner = WarmLauncher(env=dict(os.environ), target=f"{Path(__file__).stem}:"
+                                 "traced_execute_step", **options)
+            inner.env["PYTHONPATH"] = str(Path(__file__).parent)
+            inner.wait_ready()  # in real use this overlaps with planning
+            time.sleep(3)  # and so do the spares' first priming
+        elif kind == "cold":
+            inner = ColdLauncher(env=dict(os.environ))
+        else:
+            inner = _ray_launcher(options["max_calls"])
+
+        class Recording(StepLauncher):
+            name = inner.name
+
+            def launch(self, spec, *, spec_path, log_path):
+                handles.append(inner.launch(spec, spec_path=spec_path, log_path=log_path))
+                return handles[-1]
+
+        real_spec, real_result = FileSystemRunStore.write_spec, FileSystemRunStore.write_result
+
+        def write_spec(self, spec):
+            attempts.append({"start": time.monotonic()})
+            return real_spec(self, spec)
+
+        def write_result(self, result):
+            path = real_result(self, result)
+            attempts[-1]["end"] = time.monotonic()
+            return path
+
+        FileSystemRunStore.write_spec, FileSystemRunStore.write_result = write_spec, write_result
+        launcher = inner
+        backend = SubprocessExecutionBackend(launcher=Recording())
+    walls, load = [], os.getloadavg()[0]
+    for _ in range(rounds):
+        print("ROUND", flush=True)
+        sys.stdin.readline()  # the parent notes the server's busy time
+        began = time.perf_counter()
+        result = backend.execute_config(config, options=RunOptions(emit_progress_lines=False),
+                                        catalog=catalog)
+        walls.append(time.perf_counter() - began)
+        assert result.ok, result.error
+    memory = {"coordinator": _memory(os.getpid())}
+    zygote = getattr(launcher, "zygote_pid", None)
+    for pid, name in _descendants(os.getpid()):
+        role = "zygote" if pid == zygote else "spare" if kind == "warm" else name
+        memory[f"{role} {pid}"] = _memory(pid)
+    import resource
+
+    report = {"walls": walls, "memory": memory, "load": [load, os.getloadavg()[0]],
+              "children_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+              "step_maxrss": [h.maxrss_kb / 1024 for h in handles
+                              if getattr(h, "maxrss_kb", None)],
+              "marks": [{**a, **getattr(h, "marks", {})}
+                        for a, h in zip(attempts, handles, strict=False)]}
+    if launcher is not None and hasattr(launcher, "close"):
+        launcher.close()
+    print("RESULT " + json.dumps(report), flush=True)
+    if kind == "ray":
+        import ray
+
+        ray.shutdown()
+
+
+def _run_mode(mode: str, python: str, server, config_dir: str, store: str, rounds: int) -> dict:
+    proc = subprocess.Popen([python, __file__, "--child", mode, config_dir, store, str(rounds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **QUIET, "PYTHONPATH": str(REPO)})
+    assert proc.stdin is not None and proc.stdout is not None
+    busy, before = [], None
+    for line in proc.stdout:
+        if line.startswith("ROUND"):
+            if before is not None:
+                busy.append(server.busy_seconds - before)
+            before = server.busy_seconds
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        elif line.startswith("RESULT"):
+            busy.append(server.busy_seconds - (before or 0.0))
+            data = json.loads(line.split(" ", 1)[1])
+            break
+    else:
+        raise RuntimeError(f"{mode}: coordinator ended without a result")
+    proc.wait()
+    data["busy"] = busy
+    data["overhead"] = [(w - b) / STEPS * 1000 for w, b in zip(data["walls"], busy, strict=True)]
+    return data
+
+
+# -- report ---------------------------------------------------------------------------------
+
+PHASES = (  # (label, from mark, to mark)
+    ("coordinator before launch: spec write, hooks, clear", "start", "launch"),
+    ("launch -> the child has its spec (zygote hop; fork)", "launch", "spec_received"),
+    ("child: log, logging set-up, spec read + validation", "spec_received", "spec_loaded"),
+    ("child: catalog + crew build", "spec_loaded", "built"),
+    ("child: kickoff incl. first-kickoff work, - LLM time", "built", "kickoff_done"),
+    ("child: result.json write", "kickoff_done", "result_written"),
+    ("child done -> coordinator notices the exit", "result_written", "noticed"),
+    ("coordinator after exit: sweep, log mask, records", "noticed", "end"),
+)
+
+
+def _steady(data: dict) -> list[dict]:
+    return [m for m in data["marks"][STEPS:] if "end" in m and "start" in m]
+
+
+def _breakdown(results: dict[str, dict]) -> None:
+    warm = [mode for mode in results if MODES[mode][0] == "warm"]
+    if not warm:
+        return
+    print("\nwhere a warm step's time goes (median ms over the steady-state steps; "
+          "LLM time subtracted from the kickoff):")
+    print(f"  {'phase':<55}" + "".join(f"{mode:>14}" for mode in warm))
+    for label, first, last in PHASES:
+        row = []
+        for mode in warm:
+            server = statistics.median(results[mode]["busy"][1:]) / STEPS * 1000
+            values = [(m[last] - m[first]) * 1000 for m in _steady(results[mode])
+                      if first in m and last in m]
+            value = statistics.median(values) if values else float("nan")
+            row.append(value - (server if last == "kickoff_done" else 0.0))
+        print(f"  {label:<55}" + "".join(f"{v:>14.1f}" for v in row))
+    for label, key in (("  of which fork -> child running (forked on request)", "fork"),
+                       ("critical path of one step, start to end, - LLM", "total"),
+                       ("per-step share of per-run work (specs, run.json)", "run")):
+        row = []
+        for mode in warm:
+            steady = _steady(results[mode])
+            server = statistics.median(results[mode]["busy"][1:]) / STEPS * 1000
+            totals = [(m["end"] - m["start"]) * 1000 - server for m in steady]
+            if key == "fork":
+                forks = [(m["child_started"] - m["zygote_fork"]) * 1000 for m in steady
+                         if m.get("zygote_fork", 0) > m["launch"]]
+                row.append(statistics.median(forks) if forks else 0.0)
+            elif key == "total":
+                row.append(statistics.median(totals))
+            else:
+                row.append(statistics.median(results[mode]["overhead"][1:])
+                           - statistics.median(totals))
+        print(f"  {label:<55}" + "".join(f"{v:>14.1f}" for v in row))
+
+
+def _report(results: dict[str, dict], llm_ms: float) -> None:
+    base = statistics.median(results["inprocess"]["overhead"][1:])
+    print(f"\n{STEPS}-step plan, scripted LLM ({llm_ms:g} ms per reply), overhead = wall - "
+          "time in the LLM server, per step")
+    print(f"{'mode':<17}{'rounds':>7}{'1st round':>11}{'steady med':>12}{'min-max':>15}"
+          f"{'x inproc':>10}{'- inproc':>10}{'load':>11}")
+    for mode, data in results.items():
+        steady = data["overhead"][1:]
+        med = statistics.median(steady)
+        print(f"{mode:<17}{len(data['overhead']):>7}{data['overhead'][0]:>9.0f}ms"
+              f"{med:>10.1f}ms{min(steady):>7.0f}-{max(steady):<6.0f}{med / base:>9.2f}x"
+              f"{med - base:>+8.0f}ms{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}")
+    _breakdown(results)
+    print("\nmemory at the end of the last round (MB; PSS counts pages shared with the zygote "
+          "once):")
+    for mode, data in results.items():
+        coord = data["memory"].pop("coordinator")
+        print(f"  {mode}: coordinator RSS {coord['rss']:.0f}")
+        data["memory"] = {k: v for k, v in data["memory"].items() if v["rss"]}  # exiting
+        for name, mem in sorted(data["memory"].items()):
+            print(f"      {name:<28} RSS {mem['rss']:>6.0f}  PSS {mem['pss']:>6.0f}")
+        if data["memory"]:
+            rss = sum(m["rss"] for m in data["memory"].values())
+            pss = sum(m["pss"] for m in data["memory"].values())
+            print(f"      {'all its processes':<28} RSS {rss:>6.0f}  PSS {pss:>6.0f}")
+        if data["step_maxrss"]:
+            peak = statistics.median(data["step_maxrss"])
+            print(f"      step child peak RSS (median) {peak:.0f}")
+        if data.get("children_maxrss"):
+            print(f"      largest worker peak RSS {data['children_maxrss']:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of fast modes (>= 2)")
+    parser.add_argument("--skip-ray", action="store_true", help="no Ray modes")
+    parser.add_argument("--modes", default="", help="comma-separated subset of modes")
+    parser.add_argument("--llm-ms", type=float, default=0.0,
+                        help="the scripted LLM answers after this long (a fast real model); "
+                             "it is inside the server's time, so subtracted like the rest")
+    parser.add_argument("--store-dir", default="",
+                        help="parent folder of the run store (default: the temp dir; "
+                             "/dev/shm shows the cost of the store's fsyncs)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from agentic_orchestration.testing import ScriptedLLMServer
+
+    modes = [m for m in MODES if not args.modes or m in args.modes.split(",")]
+    modes = [m for m in modes if not (args.skip_ray and MODES[m][0] == "ray")]
+    if "inprocess" not in modes:
+        modes.insert(0, "inprocess")
+    ray_python = ensure_ray_venv() if any(MODES[m][0] == "ray" for m in modes) else None
+    print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} CPUs "
+          "(others' builds share this machine)", flush=True)
+    def answer(request: dict) -> str:
+        time.sleep(args.llm_ms / 1000)
+        return "Final Answer: a short paragraph about tea."
+
+    where = args.store_dir or "the temp dir"
+    print(f"LLM answers after {args.llm_ms:g} ms; run store under {where}")
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(
+            dir=args.store_dir or None) as store_root, ScriptedLLMServer(default=answer) as server:
+        os.environ.update(HOME=f"{tmp}/home", XDG_DATA_HOME=f"{tmp}/home/share",
+                          XDG_CACHE_HOME=f"{tmp}/home/cache")
+        config_dir = Path(tmp) / "config"
+        for sub in ("agent_providers", "mcp_providers", "workflows"):
+            (config_dir / sub).mkdir(parents=True)
+        (config_dir / "agent_providers" / "a.yaml").write_text(textwrap.dedent(f"""\
+            - id: fake_writer
+              type: openai
+              model: fake-model
+              openai_base_url: {server.base_url}
+              role: Writer
+              goal: Write.
+              backstory: Clear.
+            """))
+        results = {}
+        for mode in modes:
+            python = str(ray_python) if MODES[mode][0] == "ray" else sys.executable
+            rounds = 2 if mode in SLOW else max(args.rounds, 2)
+            print(f"running {mode} ({rounds} rounds)...", file=sys.stderr, flush=True)
+            results[mode] = _run_mode(mode, python, server, str(config_dir),
+                                      str(Path(store_root) / "store"), rounds)
+    _report(results, args.llm_ms)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _coordinator(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        main()
