@@ -61,6 +61,7 @@ pid_of() {
   [[ -f "$PIDS/$c.pid" ]] || return 0
   pid="$(cat "$PIDS/$c.pid")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  alive "$pid" || return 0
   exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
   [[ "$(basename "${exe% (deleted)}")" == "$c" ]] && echo "$pid"
   return 0
@@ -81,23 +82,31 @@ wait_for() {
   local c="$1" what="$2"; shift 2
   local deadline=$((SECONDS + WAIT_SECONDS))
   until "$@" >/dev/null 2>&1; do
-    [[ -n "$(pid_of "$c")" ]] || fail_component "$c" "exited while waiting for $what"
+    # By PID only: just after spawn the executable may still be setsid's.
+    alive "$(cat "$PIDS/$c.pid")" || fail_component "$c" "exited while waiting for $what"
     ((SECONDS < deadline)) || fail_component "$c" "not $what after ${WAIT_SECONDS}s"
     sleep 0.2
   done
+}
+
+# Alive and not a zombie: our daemons are reparented to PID 1, which may reap them late.
+alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
 }
 
 stop_pid() {
   local c="$1" pid="$2" grace="${3:-10}" i
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    alive "$pid" || return 0
     sleep 0.1
   done
   # The apiserver may sit on SIGTERM for its shutdown delay: do not wait longer.
   log "$c (pid $pid) ignored SIGTERM for ${grace}s: SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for ((i = 0; i < 50; i++)); do alive "$pid" || return 0; sleep 0.1; done
 }
 
 # ---- one-time setup ----------------------------------------------------------------------
@@ -399,10 +408,14 @@ cmd_up() {
   source "$BUILD/images.env"
   ensure_pki
   write_configs
+  local timings="" t
   for c in "${COMPONENTS[@]}"; do
     [[ -n "$(pid_of "$c")" ]] && continue
+    t=$SECONDS
     "start_$c"
+    timings+=" $c $((SECONDS - t))s"
   done
+  t=$SECONDS
   local deadline=$((SECONDS + WAIT_SECONDS))
   until node_ready; do
     [[ -n "$(pid_of kubelet)" ]] || fail_component kubelet "exited before the Node was Ready"
@@ -412,7 +425,7 @@ cmd_up() {
   # The default run-store volume, for the first PVC of class `manual` that asks.
   "${KCTL[@]}" get pv agentic-run-store >/dev/null 2>&1 \
     || make_pv agentic-run-store "$STATE/pv/run-store"
-  log "up in $((SECONDS - t0)) s: Node $NODE_NAME Ready; KUBECONFIG=$KUBECONFIG_ADMIN"
+  log "up in $((SECONDS - t0)) s (${timings# }, Node Ready $((SECONDS - t))s): KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
 # ---- stop --------------------------------------------------------------------------------
@@ -429,7 +442,7 @@ pod_pids() {
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim.* -address $SOCK" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "containerd-shim.* -address $SOCK" && echo "${p#/proc/}"
   done
   return 0
 }
@@ -438,7 +451,7 @@ cmd_down() {
   mkdir -p "$STATE" "$PIDS"
   exec 9>"$STATE/.lock"
   flock 9
-  local c pid i
+  local c pid i t
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     c="${COMPONENTS[$i]}"
     if [[ "$c" == containerd && -n "$(pid_of containerd)" ]]; then
@@ -454,8 +467,9 @@ cmd_down() {
     fi
     pid="$(pid_of "$c")"
     if [[ -n "$pid" ]]; then
-      log "stopping $c (pid $pid)"
+      t=$SECONDS
       stop_pid "$c" "$pid" 10
+      log "stopped $c (pid $pid) in $((SECONDS - t)) s"
     fi
     rm -f "$PIDS/$c.pid"
   done
