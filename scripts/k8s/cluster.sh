@@ -406,6 +406,9 @@ cmd_up() {
   BUILD="$(bash "$HERE/build_cluster.sh")" || die "build_cluster.sh failed"
   # shellcheck disable=SC1091
   source "$BUILD/images.env"
+  # What this cluster runs, for `env` (the build key may change under a running cluster).
+  printf 'BUILD=%s\nPAUSE_IMAGE=%s\nTINY_IMAGE=%s\n' "$BUILD" "$PAUSE_IMAGE" "$TINY_IMAGE" \
+    >"$STATE/build.env"
   ensure_pki
   write_configs
   local timings="" t
@@ -519,9 +522,9 @@ cmd_status() {
 
 cmd_env() {
   [[ -f "$PKI/tokens.csv" ]] || die "no cluster state in $STATE: run $0 up"
-  BUILD="$(bash "$HERE/build_cluster.sh" --print-dir)" || die "not built: run $0 up"
+  [[ -f "$STATE/build.env" ]] || die "no cluster started from $STATE: run $0 up"
   # shellcheck disable=SC1091
-  source "$BUILD/images.env"
+  source "$STATE/build.env"
   cat <<EOF
 export KUBECONFIG=$KUBECONFIG_ADMIN
 export AO_K8S_SERVER=$SERVER
