@@ -30,6 +30,7 @@ examples:
   main.py --dynamic "Write a haiku about the sea"
   main.py --workflow research_report "The history of the bicycle"
   main.py --dynamic "Compare Rust and Go for CLIs" --plan-only
+  main.py --dynamic-iterative "Find three bicycle shops and compare their prices"
   AGENTIC_EXECUTION_BACKEND=subprocess AGENTIC_SUBPROCESS_WORKERS=1 main.py --dynamic "..."
   main.py --resume 20261121T063154Z-986ca6b3
 """
@@ -47,6 +48,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      "--workflow it fills the workflow's {topic})")
     run.add_argument("--dynamic", metavar="GOAL", help="plan the goal (router first, then "
                      "the dynamic planner) and run the plan")
+    run.add_argument("--dynamic-iterative", metavar="GOAL",
+                     help="plan the goal, then revise the steps not started yet after each "
+                     "step (or wave of parallel steps) until the goal is met or "
+                     "AGENTIC_MAX_REPLANS revisions were made")
     run.add_argument("--workflow", metavar="NAME_OR_PATH",
                      help="run a static workflow: a name under config/workflows/ or a YAML path")
     run.add_argument("--no-router", action="store_true",
@@ -149,9 +154,15 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return listing.run_listings(agents=args.list_agents, mcps=args.list_mcps,
                                     workflows=args.list_workflows)
 
-    if args.dynamic and args.goal:
-        parser.error("give the goal once: either --dynamic GOAL or a positional GOAL")
-    goal = args.dynamic or args.goal
+    if sum(bool(g) for g in (args.dynamic, args.dynamic_iterative, args.goal)) > 1:
+        parser.error("give the goal once: --dynamic GOAL, --dynamic-iterative GOAL or a "
+                     "positional GOAL")
+    if args.dynamic_iterative is not None and args.workflow is not None:
+        parser.error("--workflow and --dynamic-iterative are exclusive (a workflow is not "
+                     "replanned)")
+    if args.dynamic_iterative is not None and not args.dynamic_iterative.strip():
+        parser.error("--dynamic-iterative needs a goal")
+    goal = args.dynamic or args.dynamic_iterative or args.goal
     if args.workflow is None and not goal:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
@@ -168,6 +179,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         backend_override=args.execution_backend,
         quiet=args.quiet,
         run_id=args.run_id or "",
+        iterative=args.dynamic_iterative is not None,
     )
 
 

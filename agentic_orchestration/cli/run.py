@@ -43,6 +43,51 @@ def _resolve_config(
     return planner.plan(goal), f"planner:{planner.provider_id}"
 
 
+def _plan_iterative(catalog: Catalog, goal: str):
+    """``--dynamic-iterative``: always the planner (a static workflow is not replanned),
+    and the ``IterativePlan`` that revises it between steps (``planning.replanner``)."""
+    from agentic_orchestration.planning import DynamicPlanner
+    from agentic_orchestration.planning.replanner import IterativePlan, Replanner
+
+    planner = DynamicPlanner(catalog)
+    config = planner.plan(goal)
+    replan = IterativePlan(config, Replanner(catalog, planner=planner), goal=goal)
+    return config, f"planner:{planner.provider_id}", replan
+
+
+def _follow_revisions(replan, *, options, record) -> None:
+    """Run with ``replan``; each revision goes into the session at once (latest plan and
+    ``SessionRecord.revisions``), so a watcher sees it while the run goes on."""
+    from agentic_orchestration.sessions.orchestrator_session import save_session, update_session
+
+    options.replan = replan
+
+    def keep(_revision) -> None:
+        record.revisions = list(replan.records)
+        update_session(record, plan=replan.plan)
+        save_session(record)
+
+    replan.listeners.append(keep)
+
+
+def _resumed_replan(meta, catalog: Catalog):
+    """The ``IterativePlan`` of an iterative run being resumed, from its ``run.json``
+    (the last recorded plan and revisions), or None for a plain run."""
+    extra = meta.model_extra or {}
+    info = extra.get("iterative")
+    if info is None:
+        return None
+    revisions = extra.get("revisions", [])
+    if not isinstance(info, dict) or not isinstance(revisions, list) or not all(
+            isinstance(r, dict) for r in revisions):
+        raise ConfigError(f"run metadata of {meta.run_id}: field iterative/revisions: not "
+                          "an iterative run's record")
+    from agentic_orchestration.planning.replanner import IterativePlan, Replanner
+
+    return IterativePlan(meta.plan, Replanner(catalog), goal=str(info.get("goal") or ""),
+                         revisions=revisions)
+
+
 def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: bool) -> None:
     from agentic_orchestration.redaction import redact_text
 
@@ -190,8 +235,10 @@ def run(
     backend_override: str | None = None,
     quiet: bool = False,
     run_id: str = "",
+    iterative: bool = False,
 ) -> int:
-    """``run_id``: use this id (the web UI picks it to follow the run); empty: a new one."""
+    """``run_id``: use this id (the web UI picks it to follow the run); empty: a new one.
+    ``iterative``: ``--dynamic-iterative`` (plan, then replan between steps)."""
     from agentic_orchestration.orchestration.execution_dispatch import resolve_backend
     from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
 
@@ -201,7 +248,7 @@ def run(
         # The planner is offered only what the backend can serve (kubernetes: MCP policy).
         catalog = catalog_for_backend(load_catalog(), backend_name_from_env(backend_override))
         config, _ = _resolve_config(catalog, goal=goal, workflow=workflow,
-                                    use_router=use_router)
+                                    use_router=use_router and not iterative)
         catalog.check_workflow(config)
         print(json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2))
         return EXIT_OK
@@ -218,13 +265,18 @@ def run(
     backend = resolve_backend(backend_override)
     _check_output_folders(run_store=backend.supports_distributed_steps)
     options = _run_options(quiet=quiet, run_id=run_id)
-    record = start_session(goal, mode="workflow" if workflow else "dynamic",
+    record = start_session(goal, mode="workflow" if workflow else
+                           "dynamic-iterative" if iterative else "dynamic",
                            run_id=options.run_id)
     with sigusr1_cancels(options.cancel.cancel, "cancelled from the web UI"), _recorded(record):
         save_session(record)  # running, with pid and host: a SIGKILL from here is readable
         catalog = catalog_for_backend(_learned(load_catalog()), backend.name)
-        config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
-                                             use_router=use_router)
+        if iterative:
+            config, route_name, replan = _plan_iterative(catalog, goal)
+            _follow_revisions(replan, options=options, record=record)
+        else:
+            config, route_name = _resolve_config(catalog, goal=goal, workflow=workflow,
+                                                 use_router=use_router)
         catalog.check_workflow(config)
         record.goal = goal or config.topic
         update_session(record, route=route_name)
@@ -250,6 +302,10 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     except ConfigError:
         record = start_session(config.topic, mode="dynamic", run_id=run_id)
     options = _run_options(quiet=quiet, run_id=run_id)
+    catalog = _learned(load_catalog())
+    replan = _resumed_replan(meta, catalog)  # an iterative run goes on replanning
+    if replan is not None:
+        _follow_revisions(replan, options=options, record=record)
     with sigusr1_cancels(options.cancel.cancel, "cancelled from the web UI"), _recorded(record):
-        return _execute_and_keep(config, backend=backend, catalog=_learned(load_catalog()),
+        return _execute_and_keep(config, backend=backend, catalog=catalog,
                                  options=options, record=record, resume=True)

@@ -163,12 +163,12 @@ class ProgressReporter:
         self._emit(f"budget exceeded: {one_line(reason)}")
         self._console_line(f"[red]budget exceeded[/]: {one_line(reason)}", always=True)
 
-    def plan_revised(self, revision: int, limit: int, summary: str) -> None:
-        self._emit(f"plan revised {revision}/{limit}: {one_line(summary)}")
-        self._console_line(f"[cyan]plan revised[/] {revision}/{limit}: {one_line(summary)}")
-
-    def plan_done(self, reason: str) -> None:
-        self._emit(f"plan done: {one_line(reason)}")
+    def replanned(self, revision: int, limit: int, summary: str) -> None:
+        """``replan <n>/<limit>: kept ...; revised ...; added ...; removed ... (why)``, or
+        ``done (why)``, or ``invalid answer, plan kept (...)`` (iterative runs)."""
+        self._emit(f"replan {revision}/{limit}: {one_line(redact_text(summary))}")
+        self._console_line(f"[cyan]replan[/] {revision}/{limit}: "
+                           f"{one_line(redact_text(summary))}", always=True)
 
     def set_total(self, total_steps: int) -> None:
         """A revised plan has another number of steps; later lines use it."""

@@ -31,7 +31,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import StepSpecError
@@ -47,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["GraphRun", "Reviser", "graph_of"]
 
-#: ``reviser(finished results, steps not started) -> new steps not started, or None``.
-Reviser = Callable[["list[StepResult]", "list[StepSpec]"], "list[StepSpec] | None"]
+#: ``reviser(finished results, steps not started, progress reporter) -> new steps not
+#: started, or None`` (``orchestration.iterative.spec_reviser`` builds one from a replanner).
+Reviser = Callable[["list[StepResult]", "list[StepSpec]", Any], "list[StepSpec] | None"]
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,12 @@ class GraphRun:
             return
         self._finished_since_review = 0
         pending = [s for s in self.steps if s.step_id not in self.done]
-        revised = self.reviser(list(self.results), pending)
+        revised = self.reviser([r for r in self.results if r.ok], pending, self.reporter)
         if revised is None:
             return
         kept = [s for s in self.steps if s.step_id in self.done]
+        for spec in revised:  # whatever a revised or new step id stored before is stale
+            self.store.clear_result(spec.run_id, spec.step_id)
         self.steps = kept + list(revised)
         self.graph = graph_of(self.steps)
         self.reporter.set_total(len(self.steps))

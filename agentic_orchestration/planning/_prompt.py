@@ -184,7 +184,11 @@ def build_prompt(goal: str, catalog: Catalog, *, max_steps: int, pinned: bool = 
         f"- Usually 2 to 4 steps, never more than {max_steps}.\n"
         "- Each step: the agent that fits, what it must do for the goal (description), "
         "what it hands on (expected_output).\n"
-        "- The last step writes the final answer for the user.\n\n"
+        "- The last step writes the final answer for the user.\n"
+        + ("" if pinned else  # a pinned plan is a chain (no depends_on in its schema)
+           "- Optional depends_on: the ids (step_1, step_2, ...) of the earlier steps whose "
+           "results a step needs; without it a step gets the step before it.\n")
+        + "\n"
         + "".join(f"Goal: {example_goal}\nPlan: {json.dumps(plan)}\n\n"
                   for example_goal, plan in example_plans(catalog, goal)[-1 if pinned else 0:])
         + f"Goal: {goal}\n"
@@ -197,3 +201,54 @@ def repair_prompt(problems: list[str]) -> str:
     listed = "\n".join(f"- {problem}" for problem in problems)
     return (f"That plan is invalid:\n{listed}\n\n"
             "Answer again with the corrected plan as JSON only, same shape.")
+
+
+#: How much of each finished step's result the replanner sees: enough to judge it, and
+#: every character is prefill time for a local model.
+REPLAN_RESULT_CHARS = 600
+
+
+def _step_line(step: Any) -> str:
+    needs = f" (needs {', '.join(step.depends_on) or 'nothing'})" if (
+        step.depends_on is not None) else ""
+    tools = f" tools {', '.join(step.mcp_providers)}" if step.mcp_providers else ""
+    return (f"- {step.id} [{step.agent_provider}{tools}]{needs}: {step.description} "
+            f"(hands on: {step.expected_output})")
+
+
+def build_replan_prompt(goal: str, catalog: Catalog, *, finished: list[tuple[Any, str]],
+                        pending: list[Any], new_ids: list[str], max_steps: int,
+                        round_no: int, rounds: int) -> str:
+    """The replanner's request: goal, agents, finished steps with their results, the
+    steps not started, and the rules of a revision (``planning.replanner``).
+
+    ``finished`` pairs each finished ``StepConfig`` with its result text (cut to
+    ``REPLAN_RESULT_CHARS``). One user message, like the planner's, for the same reasons.
+    """
+    agents = "\n".join(f"- {a.id}: {a.role}" + (f" - {a.planner_hint}" if a.planner_hint
+                                                 else "") for a in catalog.available_agents)
+    tools = ", ".join(m.id for m in catalog.available_mcps) or "none, so mcp_providers is []"
+    done = "\n".join(
+        _step_line(step) + "\n  Result: " + " ".join(text.split())[:REPLAN_RESULT_CHARS]
+        for step, text in finished) or "- none"
+    todo = "\n".join(_step_line(step) for step in pending) or "- none"
+    return (
+        f"Revise a running plan (revision {round_no} of at most {rounds}).\n\n"
+        f"Goal: {goal}\n\n"
+        f"Agents (ids for agent_provider):\n{agents}\n"
+        f"Tools (ids for mcp_providers): {tools}\n\n"
+        f"Finished steps (they cannot change):\n{done}\n\n"
+        f"Steps not started yet:\n{todo}\n\n"
+        "Rules:\n"
+        "- done is true when the finished results already achieve the goal; steps is "
+        "then [].\n"
+        "- Otherwise steps lists every step still to run, in order: repeat a step with its "
+        "id to keep it, give its id with new text to change it, use a new id "
+        f"({', '.join(new_ids[:3])}, ...) to add one. A step left out is dropped.\n"
+        "- depends_on (optional): ids of the steps whose results a step needs; without it "
+        "a step gets the step before it.\n"
+        f"- At most {max_steps} steps; the last one writes the final answer for the user.\n"
+        "- reason: one sentence on why the plan changes or stays.\n\n"
+        'Answer as JSON: {"done": ..., "reason": ..., "steps": [...]}\n'
+        "Revision:"
+    )

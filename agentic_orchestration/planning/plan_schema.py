@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
 
-__all__ = ["DESCRIPTION_MAX_CHARS", "NAME_MAX_CHARS", "build_plan_schema"]
+__all__ = ["DESCRIPTION_MAX_CHARS", "NAME_MAX_CHARS", "build_plan_schema", "plan_step_ids",
+           "step_schema"]
 
 NAME_MAX_CHARS = 60
 DESCRIPTION_MAX_CHARS = 300
@@ -53,40 +54,17 @@ def build_plan_schema(catalog: Catalog, *, max_steps: int,
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-    agent_ids = [entry.id for entry in catalog.available_agents]
-    mcp_ids = [entry.id for entry in catalog.available_mcps]
-
-    mcps: dict[str, Any] = {"type": "array"}
-    if mcp_ids:
-        mcps["items"] = {"type": "string", "enum": mcp_ids}
-        mcps["maxItems"] = min(len(mcp_ids), MCPS_PER_STEP_MAX)
-    else:
-        # With ``items`` present llama.cpp compiles this to exactly "[]"; without it, to any
-        # JSON array (it ignores maxItems there).
-        mcps["items"] = {"type": "string"}
-        mcps["maxItems"] = 0
-
-    step = {
-        "type": "object",
-        # Keys are generated in this order under a grammar. Description-first was tried so
-        # the agent would be picked knowing its task: Gemma 3 270M chose no better and was
-        # slower (mean 12.3 s against 7.4 s over the benchmark's goals), so the id is first.
-        "properties": {
-            "agent_provider": {"type": "string", "enum": agent_ids},
-            "mcp_providers": mcps,
-            "description": _bounded_string(DESCRIPTION_MAX_CHARS),
-            "expected_output": _bounded_string(EXPECTED_OUTPUT_MAX_CHARS),
-        },
-        "required": ["agent_provider", "mcp_providers", "description", "expected_output"],
-        "additionalProperties": False,
-    }
+    step = step_schema(catalog, depends_on_ids=plan_step_ids(max_steps))
     steps: dict[str, Any] = {"type": "array", "items": step, "minItems": 1,
                              "maxItems": max_steps}
     if skeleton:
         pinned = list(skeleton)[:max_steps]
+        # No depends_on for a pinned base model: its plan is the example's chain, and an
+        # optional key it may emit or not only gives a small model room to loop.
+        plain = {k: v for k, v in step["properties"].items() if k != "depends_on"}
         steps = {"type": "array", "minItems": len(pinned), "maxItems": len(pinned),
                  "prefixItems": [
-                     {**step, "properties": {**step["properties"],
+                     {**step, "properties": {**plain,
                                              "agent_provider": {"type": "string",
                                                                 "enum": [agent_id]}}}
                      for agent_id in pinned]}
@@ -101,3 +79,49 @@ def build_plan_schema(catalog: Catalog, *, max_steps: int,
         "required": ["steps"],
         "additionalProperties": False,
     }
+
+
+def plan_step_ids(max_steps: int) -> list[str]:
+    """The ids the planner's steps get, by position (``step_1`` ...): what ``depends_on``
+    may name in a plan."""
+    return [f"step_{n}" for n in range(1, max_steps + 1)]
+
+
+def step_schema(catalog: Catalog, *, depends_on_ids: Sequence[str],
+                id_enum: Sequence[str] | None = None) -> dict[str, Any]:
+    """One step of a plan (or of a revision, with ``id_enum``: the ids it may carry).
+
+    ``depends_on`` is optional (absent: the step before it) and limited to
+    ``depends_on_ids``, so a constrained model cannot name a step that cannot exist; a
+    self-reference or a cycle is still possible and is caught by validation (repair).
+    """
+    agent_ids = [entry.id for entry in catalog.available_agents]
+    mcp_ids = [entry.id for entry in catalog.available_mcps]
+    mcps: dict[str, Any] = {"type": "array"}
+    if mcp_ids:
+        mcps["items"] = {"type": "string", "enum": mcp_ids}
+        mcps["maxItems"] = min(len(mcp_ids), MCPS_PER_STEP_MAX)
+    else:
+        # With ``items`` present llama.cpp compiles this to exactly "[]"; without it, to any
+        # JSON array (it ignores maxItems there).
+        mcps["items"] = {"type": "string"}
+        mcps["maxItems"] = 0
+    # Keys are generated in this order under a grammar. Description-first was tried so
+    # the agent would be picked knowing its task: Gemma 3 270M chose no better and was
+    # slower (mean 12.3 s against 7.4 s over the benchmark's goals), so the id is first.
+    properties: dict[str, Any] = {}
+    if id_enum is not None:
+        properties["id"] = {"type": "string", "enum": list(id_enum)}
+    properties |= {
+        "agent_provider": {"type": "string", "enum": agent_ids},
+        "mcp_providers": mcps,
+        "description": _bounded_string(DESCRIPTION_MAX_CHARS),
+        "expected_output": _bounded_string(EXPECTED_OUTPUT_MAX_CHARS),
+        "depends_on": {"type": "array", "items": {"type": "string",
+                                                  "enum": list(depends_on_ids)},
+                       "maxItems": max(1, len(depends_on_ids))},
+    }
+    required = ["agent_provider", "mcp_providers", "description", "expected_output"]
+    return {"type": "object", "properties": properties,
+            "required": (["id"] if id_enum is not None else []) + required,
+            "additionalProperties": False}

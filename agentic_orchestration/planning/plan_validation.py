@@ -25,7 +25,8 @@ from agentic_orchestration.planning.plan_schema import (
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
 
-__all__ = ["normalise_plan", "parse_answer", "plan_from_data", "validate_plan"]
+__all__ = ["dependency_problems", "normalise_plan", "parse_answer", "plan_from_data",
+           "safe_text", "schema_problems", "validate_plan"]
 
 _DEFAULT_EXPECTED_OUTPUT = StepConfig.model_fields["expected_output"].default
 
@@ -84,7 +85,59 @@ def validate_plan(data: Any, catalog: Catalog, *, max_steps: int) -> list[str]:
                 problems.append(f"{where} repeats the description of step {earlier[0]}; "
                                 "each step must do something different")
 
-    problems.extend(_schema_problems(data, catalog, max_steps=max_steps, covered=covered))
+    ids = [f"step_{n}" for n in range(1, len(steps) + 1)]
+    declared = {ids[i]: step.get("depends_on") for i, step in enumerate(steps)
+                if isinstance(step, dict) and isinstance(step.get("depends_on"), list)}
+    for problem, index in dependency_problems(ids, declared):
+        problems.append(problem)
+        covered.add(("steps", index, "depends_on"))
+    schema = build_plan_schema(catalog, max_steps=max_steps)
+    problems.extend(schema_problems(data, schema, covered=covered))
+    return problems
+
+
+def dependency_problems(ids: list[str], declared: dict[str, Any], *,
+                        finished: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """``(problem, step position)`` for ``depends_on`` lists that cannot run.
+
+    Args:
+        ids: The answer's step ids, in written order.
+        declared: step id -> its ``depends_on`` as the model wrote it (steps without one
+            depend on the step before them and are not listed).
+        finished: Ids of steps already done (a revision may depend on them).
+
+    Unknown ids, a step depending on itself and cycles are reported naming the step, so the
+    repair turn tells the model exactly what to fix (``step_graph`` has the same rules).
+    """
+    from agentic_orchestration.orchestration.step_graph import GraphError, check_dependencies
+
+    problems: list[tuple[str, int]] = []
+    known = set(ids) | set(finished)
+    for position, step_id in enumerate(ids):
+        needs = declared.get(step_id)
+        if needs is None:
+            continue
+        for need in needs:
+            if need == step_id:
+                problems.append((f"{step_id} depends on itself; remove it from its "
+                                 "depends_on", position))
+            elif isinstance(need, str) and need not in known:
+                problems.append((f"{step_id} depends on unknown step {need!r} (steps: "
+                                 f"{', '.join([*finished, *ids])})", position))
+    if problems:
+        return problems
+    deps: dict[str, list[str]] = {step_id: [] for step_id in finished}
+    for position, step_id in enumerate(ids):
+        needs = declared.get(step_id)
+        if needs is None:
+            needs = [ids[position - 1]] if position else list(finished[-1:])
+        deps[step_id] = [n for n in needs if isinstance(n, str)]
+    try:
+        check_dependencies(deps)
+    except GraphError as exc:
+        position = ids.index(exc.step_id) if exc.step_id in ids else 0
+        problems.append((f"{exc}; a step may only depend on steps that do not depend on it",
+                         position))
     return problems
 
 
@@ -97,11 +150,13 @@ def _same_text(a: Any, b: str) -> bool:
     return isinstance(a, str) and " ".join(a.lower().split()) == " ".join(b.lower().split())
 
 
-def _schema_problems(data: dict[str, Any], catalog: Catalog, *, max_steps: int,
-                     covered: set[tuple[Any, ...]]) -> list[str]:
+def schema_problems(data: Any, schema: dict[str, Any], *,
+                    covered: set[tuple[Any, ...]]) -> list[str]:
+    """JSON Schema violations of ``data`` not already reported (``covered`` paths), one per
+    location, with short messages (the plan's and the revision's schemas)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(build_plan_schema(catalog, max_steps=max_steps))
+    validator = Draft202012Validator(schema)
     problems = []
     reported: set[tuple[Any, ...]] = set()
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
@@ -168,8 +223,10 @@ def plan_from_data(data: Any, catalog: Catalog, *, goal: str,
             id=f"step_{index}",
             agent_provider=step["agent_provider"],
             mcp_providers=step["mcp_providers"],
-            description=_safe_text(step["description"]),
-            expected_output=_safe_text(step["expected_output"]) or _DEFAULT_EXPECTED_OUTPUT,
+            description=safe_text(step["description"]),
+            expected_output=safe_text(step["expected_output"]) or _DEFAULT_EXPECTED_OUTPUT,
+            depends_on=(list(dict.fromkeys(step["depends_on"]))
+                        if isinstance(step.get("depends_on"), list) else None),
         )
         for index, step in enumerate(data["steps"], start=1)
     ]
@@ -181,7 +238,7 @@ def plan_from_data(data: Any, catalog: Catalog, *, goal: str,
     )
 
 
-def _safe_text(text: str) -> str:
+def safe_text(text: str) -> str:
     """One line of text, with braces other than ``{topic}`` neutralised.
 
     Step text is later filled with ``{topic}``; a stray ``{x}`` written by the model would

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 SESSION_SCHEMA_VERSION = "0.1"
-MODES = ("dynamic", "workflow")
+MODES = ("dynamic", "dynamic-iterative", "workflow")
 #: What a session keeps of each step (the rest of ``StepResult`` is in the run store).
 STEP_FIELDS = (
     "step_id", "agent_provider_id", "exit_code", "result_text", "error", "recoverable",

@@ -204,6 +204,9 @@ class RunOptions:
     #: lists them in ``StepResult.artifacts``; the worker gets it as ``paths.artifacts_dir``).
     #: None: nothing is extracted (library use; the CLI sets the run's artifacts folder).
     artifacts_dir: str | None = None
+    #: Iterative plans (``--dynamic-iterative``): a ``planning.replanner.IterativePlan``
+    #: whose ``revise`` is called whenever no step is running; None: the plan as given.
+    replan: Any = None
 
     def __post_init__(self) -> None:
         if not self.run_id:

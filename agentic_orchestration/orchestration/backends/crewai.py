@@ -117,6 +117,12 @@ class CrewAIExecutionBackend(ExecutionBackend):
         catalog = catalog if catalog is not None else load_catalog()
         catalog.check_workflow(config)
         check_mcp_env(config, catalog)  # before any step, as on the subprocess backend
+        if options.replan is not None:  # --dynamic-iterative: one kickoff per ready wave
+            from agentic_orchestration.orchestration.backends._crewai_iterative import (
+                run_iterative,
+            )
+
+            return run_iterative(self, options=options, catalog=catalog)
         config = in_run_order(config)
         reporter = self._reporter(options)
         reporter.run_started(options.run_id, len(config.steps), self.name)

@@ -117,7 +117,17 @@ class DistributedExecutionBackend(ExecutionBackend):
         else:
             store.write_run_meta(run_id, build_run_meta(
                 run_id, plan=config.model_dump(mode="json"), backend=self.name,
-                step_ids=[spec.step_id for spec in specs], fingerprint=fingerprint))
+                step_ids=[spec.step_id for spec in specs], fingerprint=fingerprint,
+                **({"iterative": options.replan.meta(), "revisions": options.replan.records}
+                   if options.replan is not None else {})))
+        reviser = None
+        if options.replan is not None:  # --dynamic-iterative: replan between steps
+            from agentic_orchestration.orchestration.iterative import spec_reviser
+
+            reviser = spec_reviser(options.replan, store=store, run_id=run_id,
+                                   materialize=lambda plan: build_step_specs(
+                                       plan, catalog, run_id=run_id,
+                                       run_store_path=store_path, artifacts_dir=artifacts_dir))
 
         launcher = self._launcher or self.make_launcher(specs, store)
         launcher.start()
@@ -126,7 +136,8 @@ class DistributedExecutionBackend(ExecutionBackend):
                                           backend_name=self.name)
             return coordinator.run_workflow(
                 specs, launcher=launcher, run_store=store, run_options=options, resume=resume,
-                timeout=float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1)))
+                timeout=float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1)),
+                reviser=reviser)
         finally:
             if self._launcher is None:
                 launcher.close()

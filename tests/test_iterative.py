@@ -1,0 +1,218 @@
+"""``--dynamic-iterative``: plan, run a step, let the replanner keep, revise or extend the rest.
+
+Real CrewAI in-process and real worker processes on the subprocess backend; the only fake is
+the LLM's reply (``ScriptedLLMServer``). The planner, the replanner and each step are told
+apart by rules on their prompts: the replanner's prompt starts "Revise a running plan", the
+planner's "Plan the work", and each step's description carries a keyword (ALPHA, BRAVO...).
+Later prompts carry earlier outputs and step texts, so the more specific rules come first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from agentic_orchestration.catalogs import load_catalog
+from agentic_orchestration.cli.main import main
+from agentic_orchestration.orchestration.backends.base import StepResult
+from agentic_orchestration.planning.plan_validation import plan_from_data, validate_plan
+from agentic_orchestration.planning.replanner import Replanner
+from agentic_orchestration.sessions.orchestrator_session import list_sessions
+from agentic_orchestration.testing import HTTPErrorReply
+
+PLAN = {"name": "tea-notes", "steps": [
+    {"agent_provider": "fake_researcher", "mcp_providers": [],
+     "description": "ALPHA: gather facts about {topic}", "expected_output": "Facts."},
+    {"agent_provider": "fake_writer", "mcp_providers": [],
+     "description": "BRAVO: draft a long text about {topic}", "expected_output": "A draft."},
+]}
+REVISED = {"agent_provider": "fake_writer", "mcp_providers": [],
+           "description": "BRAVO2: draft a short text about {topic}",
+           "expected_output": "A short draft."}
+ADDED = {"agent_provider": "fake_writer", "mcp_providers": [],
+         "description": "CHARLIE: polish the draft with the facts",
+         "expected_output": "The final text.", "depends_on": ["step_1", "step_2"]}
+ROUND_1 = {"done": False, "reason": "the facts call for a short text",
+           "steps": [{"id": "step_2", **REVISED}, {"id": "step_3", **ADDED}]}
+ROUND_2 = {"done": False, "reason": "the polish step still fits",
+           "steps": [{"id": "step_3", **ADDED}]}
+DONE = {"done": True, "reason": "the polished text answers the goal", "steps": []}
+WORKERS = {"AGENTIC_EXECUTION_BACKEND": "subprocess", "AGENTIC_SUBPROCESS_WORKERS": "1",
+           "AGENTIC_SUBPROCESS_WARM": "0"}
+
+
+def script(llm, revisions: list) -> list:
+    """Rules for planner, replanner (answers ``revisions`` in order, then done) and the
+    steps; the list returned collects the replanner's prompts (``.queue``: what is left)."""
+    asked: _Asked = _Asked()
+    queue = asked.queue = [r if isinstance(r, str) else json.dumps(r) for r in revisions]
+
+    def replan(request):
+        asked.append(request["messages"][-1]["content"])
+        return queue.pop(0) if queue else json.dumps(DONE)
+
+    llm.add_rule(r"Revise a running plan|That plan is invalid", replan)
+    llm.add_rule(r"^Plan the work", json.dumps(PLAN))
+    llm.add_rule(r"CHARLIE", "The polished text.")
+    llm.add_rule(r"BRAVO2", "A short draft using Fact one.")
+    llm.add_rule(r"BRAVO", "A long draft.")
+    llm.add_rule(r"ALPHA", "Fact one. Fact two.")
+    return asked
+
+
+class _Asked(list):
+    queue: list[str]
+
+
+def run_json(tmp_path: Path) -> dict:
+    [run_dir] = [p for p in (tmp_path / "store").iterdir() if p.is_dir()]
+    return json.loads((run_dir / "run.json").read_text())
+
+
+@pytest.fixture
+def iterative_env(tmp_path: Path, fake_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTIC_RUN_STORE_PATH", str(tmp_path / "store"))
+    monkeypatch.setenv("AGENTIC_KB", "0")
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
+def test_replanning_run_revises_and_extends_its_plan_then_stops_when_done(
+        backend, iterative_env, tmp_path, scripted_llm, monkeypatch, capsys):
+    if backend == "subprocess":
+        for name, value in WORKERS.items():
+            monkeypatch.setenv(name, value)
+    asked = script(scripted_llm, [ROUND_1, ROUND_2, DONE])
+
+    code = main(["--dynamic-iterative", "tea"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "The polished text." in out
+    lines = [line for line in out.splitlines() if line.startswith("(progress) replan")]
+    assert lines == [
+        "(progress) replan 1/3: revised step_2; added step_3 (the facts call for a short text)",
+        "(progress) replan 2/3: kept step_3 (the polish step still fits)",
+        "(progress) replan 3/3: done (the polished text answers the goal)",
+    ]
+    assert len(asked) == 3
+    assert "Fact one. Fact two." in asked[0] and "BRAVO: draft a long text" in asked[0]
+    texts = scripted_llm.user_texts()
+    assert not any("BRAVO:" in t and "Revise" not in t and "Plan the work" not in t
+                   for t in texts), "the revised step must run in its new form only"
+    polish = [t for t in texts if "CHARLIE" in t and "Revise" not in t]
+    assert polish and "Fact one. Fact two." in polish[0] and "A short draft" in polish[0]
+    [record] = list_sessions()
+    assert record.mode == "dynamic-iterative" and record.status == "ok"
+    assert [r["round"] for r in record.revisions] == [1, 2, 3]
+    assert record.revisions[0]["revised"] == ["step_2"]
+    assert record.revisions[0]["added"] == ["step_3"]
+    assert record.revisions[0]["reason"] == "the facts call for a short text"
+    assert record.revisions[2]["done"] is True
+    assert [s["id"] for s in record.plan["steps"]] == ["step_1", "step_2", "step_3"]
+    assert [s["step_id"] for s in record.steps] == ["step_1", "step_2", "step_3"]
+    if backend == "subprocess":
+        meta = run_json(tmp_path)
+        assert meta["step_ids"] == ["step_1", "step_2", "step_3"]
+        assert meta["plan"]["steps"][1]["description"].startswith("BRAVO2")
+        assert [r["round"] for r in meta["revisions"]] == [1, 2, 3]
+        assert meta["iterative"]["goal"] == "tea"
+
+
+def test_replanning_stops_at_max_replans(iterative_env, scripted_llm, monkeypatch, capsys):
+    monkeypatch.setenv("AGENTIC_MAX_REPLANS", "1")
+    asked = script(scripted_llm, [ROUND_1, DONE])
+
+    code = main(["--dynamic-iterative", "tea"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert len(asked) == 1  # no second round: the revised plan ran to its end
+    assert "(progress) replan 1/1: revised step_2; added step_3" in out
+    assert "The polished text." in out
+    assert len(list_sessions()[0].revisions) == 1
+
+
+def test_invalid_replanner_answer_gets_a_repair_then_the_plan_is_kept(
+        iterative_env, scripted_llm, monkeypatch, capsys):
+    monkeypatch.setenv("AGENTIC_MAX_REPLANS", "1")
+    bad = {"done": False, "reason": "x", "steps": [
+        {"id": "step_2", **{**REVISED, "agent_provider": "nobody"}}]}
+    asked = script(scripted_llm, [bad, "not json at all"])
+
+    code = main(["--dynamic-iterative", "tea"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert len(asked) == 2 and "unknown agent_provider 'nobody'" in asked[1]
+    assert "(progress) replan 1/1: invalid answer, plan kept" in out
+    assert "A long draft." in out  # the original step_2 ran
+    [revision] = list_sessions()[0].revisions
+    assert revision["valid"] is False and "not valid JSON" in revision["error"]
+
+
+def test_resume_of_an_iterative_run_continues_from_the_last_plan(
+        iterative_env, tmp_path, scripted_llm, monkeypatch, capsys):
+    for name, value in WORKERS.items():
+        monkeypatch.setenv(name, value)
+    asked = script(scripted_llm, [ROUND_1])
+    scripted_llm.rules.insert(0, (re.compile("BRAVO2"), HTTPErrorReply(401, "bad key")))
+    assert main(["--dynamic-iterative", "tea"]) == 1
+    capsys.readouterr()
+    meta = run_json(tmp_path)
+    assert meta["step_ids"] == ["step_1", "step_2", "step_3"] and len(meta["revisions"]) == 1
+
+    del scripted_llm.rules[0]
+    scripted_llm.requests.clear()
+    asked.clear()
+    asked.queue += [json.dumps(ROUND_2), json.dumps(DONE)]
+    code = main(["--resume", meta["run_id"]])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    texts = scripted_llm.user_texts()
+    assert not any("ALPHA" in t and "Revise" not in t for t in texts)  # step_1 kept
+    assert any("BRAVO2" in t and "Revise" not in t for t in texts)
+    assert "(progress) replan 2/3: kept step_3" in out and "The polished text." in out, out
+    assert [r["round"] for r in run_json(tmp_path)["revisions"]] == [1, 2, 3]
+    assert len(list_sessions()[0].revisions) == 3
+
+
+# -- the planner's depends_on and the replanner's checks, without CrewAI ------------------
+
+def test_planner_depends_on_is_validated_and_kept(fake_config):
+    catalog = load_catalog()
+    steps = [dict(PLAN["steps"][0]), dict(PLAN["steps"][1]), {**REVISED}]
+    steps[2]["depends_on"] = ["step_1"]
+    config = plan_from_data({"steps": steps}, catalog, goal="tea")
+    assert [s.depends_on for s in config.steps] == [None, None, ["step_1"]]
+    for needs, wanted in ((["step_9"], "unknown step 'step_9'"),
+                          (["step_3"], "step_3 depends on itself")):
+        steps[2]["depends_on"] = needs
+        problems = validate_plan({"steps": steps}, catalog, max_steps=6)
+        assert problems and wanted in "; ".join(problems)
+    steps[0]["depends_on"] = ["step_3"]  # step_1 -> step_3 -> step_2 -> step_1
+    steps[2]["depends_on"] = None
+    assert "dependency cycle" in "; ".join(validate_plan({"steps": steps}, catalog,
+                                                          max_steps=6))
+
+
+def test_replanner_repairs_a_bad_dependency_and_never_changes_finished_steps(
+        fake_config, scripted_llm):
+    catalog = load_catalog()
+    plan = plan_from_data(PLAN, catalog, goal="tea")
+    self_ref = {"done": False, "reason": "r", "steps": [
+        {"id": "step_1", **REVISED}, {"id": "step_3", **{**ADDED, "depends_on": ["step_3"]}}]}
+    scripted_llm.enqueue(json.dumps(self_ref), json.dumps(ROUND_1))
+    finished = [StepResult(run_id="r", step_id="step_1", result_text="Fact one.")]
+
+    revision = Replanner(catalog).revise("tea", plan, finished, round_no=1, rounds=3)
+
+    repair = scripted_llm.user_texts()[1]
+    assert "step_1 is finished and cannot change" in repair
+    assert revision.valid and revision.revised == ["step_2"] and revision.added == ["step_3"]
+    assert revision.plan is not None
+    assert revision.plan.steps[0].description == plan.steps[0].description
+    assert revision.plan.steps[2].depends_on == ["step_1", "step_2"]
