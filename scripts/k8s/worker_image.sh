@@ -99,7 +99,8 @@ apt_need() {  # apt_need PACKAGE...: install the Debian packages not installed y
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
-    || die "cannot install ${missing[*]} (apt-get update first?)"
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; } \
+    || die "cannot install ${missing[*]}"
 }
 
 # --- 1. the base image ---------------------------------------------------------------------
