@@ -22,7 +22,8 @@
 #     wheelhouse bind-mounted read-only.
 #  4. `buildah push` to a docker-archive (cached), `ctr -n k8s.io images import`.
 # Cache: ${AGENTIC_CACHE_DIR:-~/.cache/agentic-orchestration}/worker-image/{base,wheels,
-# images}/, each entry keyed by the hash of its own inputs; older images are pruned.
+# images}/, each entry keyed by the hash of its own inputs; only the newest archive is
+# kept, and the 5 newest references in buildah and containerd.
 # Needs root (debootstrap, buildah's storage, containerd's socket) and, to import, a
 # running containerd: the test cluster's (scripts/k8s/cluster.sh up starts it), at
 # $AO_K8S_CONTAINERD_SOCK (`cluster.sh env`), default /var/lib/agentic-k8s/containerd.sock.
@@ -81,12 +82,23 @@ mkdir -p "$CACHE/images" "$CACHE/base" "$CACHE/wheels"
 exec 9>"$CACHE/.lock"
 flock 9
 
-containerd_has() { ctr_ images ls -q 2>/dev/null | grep -qxF "$1"; }
+# The newest references used (newest last): what pruning keeps. Called with the lock held.
+KEEP=5
+RECENT="$CACHE/recent-refs"
+remember_ref() {
+  { grep -vxF "$REF" "$RECENT" 2>/dev/null || true; echo "$REF"; } | tail -n "$KEEP" > "$RECENT.new"
+  mv "$RECENT.new" "$RECENT"
+}
+stale() { grep -F "$REPO_NAME:" | grep -vxF -f "$RECENT" || true; }
+
+# (grep without -q: an early exit would SIGPIPE ctr and fail the pipeline under pipefail)
+containerd_has() { ctr_ images ls -q 2>/dev/null | grep -xF "$1" >/dev/null; }
 if [ "$MODE" = import ]; then
   [ -S "$CONTAINERD_SOCKET" ] && ctr_ version >/dev/null 2>&1 \
     || die "containerd is not running at $CONTAINERD_SOCKET (start it: scripts/k8s/cluster.sh up)"
   if containerd_has "$REF"; then
     log "$REF already imported"
+    remember_ref
     echo "$REF"; exit 0
   fi
 fi
@@ -94,7 +106,7 @@ fi
 apt_need() {  # apt_need PACKAGE...: install the Debian packages not installed yet
   local missing=() p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
@@ -174,13 +186,17 @@ if [ ! -s "$ARCHIVE" ]; then
   log "archive $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1)) in $((SECONDS - t0)) s"
 fi
 
-# Older builds of the image: their archives, buildah tags and containerd images.
+# Older builds: the archive of the newest build only (1.2 GB each); in buildah and
+# containerd the KEEP newest references (they share all but their source layer, a few MB
+# each), so a test session still running Jobs of the tree as it was minutes ago (others
+# edit the same tree) does not lose its image.
+remember_ref
 for old in "$CACHE"/images/agentic-worker-*.tar; do
   [ "$old" = "$ARCHIVE" ] || [ ! -e "$old" ] || rm -f "$old"
 done
 if command -v buildah >/dev/null 2>&1; then
-  buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep -F "$REPO_NAME:" \
-    | grep -vxF "$REF" | xargs -r buildah rmi >/dev/null 2>&1 || true
+  buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | stale \
+    | xargs -r buildah rmi >/dev/null 2>&1 || true
 fi
 
 if [ "$MODE" = archive ]; then echo "$ARCHIVE"; exit 0; fi
@@ -189,6 +205,6 @@ t0=$SECONDS
 ctr_ images import "$ARCHIVE" >&2 || die "ctr images import of $ARCHIVE failed"
 containerd_has "$REF" || die "imported $ARCHIVE but containerd does not list $REF"
 log "imported into containerd (k8s.io) in $((SECONDS - t0)) s"
-ctr_ images ls -q | grep -F "$REPO_NAME:" | grep -vxF "$REF" \
+ctr_ images ls -q | stale \
   | xargs -r ctr --address "$CONTAINERD_SOCKET" -n k8s.io images rm >/dev/null 2>&1 || true
 echo "$REF"
