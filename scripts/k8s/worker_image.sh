@@ -26,7 +26,7 @@
 # kept, and the 5 newest references in buildah and containerd.
 # Needs root (debootstrap, buildah's storage, containerd's socket) and, to import, a
 # running containerd: the test cluster's (scripts/k8s/cluster.sh up starts it), at
-# $AO_K8S_CONTAINERD_SOCK (`cluster.sh env`), default /var/lib/agentic-k8s/containerd.sock.
+# $AO_K8S_CONTAINERD_SOCK or $CONTAINERD_ADDRESS, default /var/lib/agentic-k8s/containerd.sock.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -40,8 +40,10 @@ SUITE="bookworm"
 BASE_PACKAGES="python3,python3-venv,ca-certificates"
 BASE_REVISION="1"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# The test cluster's containerd (scripts/k8s/cluster.sh: its own socket, beside any host one).
-CONTAINERD_SOCKET="${AO_K8S_CONTAINERD_SOCK:-${AO_K8S_STATE_DIR:-/var/lib/agentic-k8s}/containerd.sock}"
+# The test cluster's containerd (scripts/k8s/cluster.sh: its own socket, beside any host
+# one): AO_K8S_CONTAINERD_SOCK (`cluster.sh env`), else ctr's CONTAINERD_ADDRESS, else the
+# cluster's default state dir.
+CONTAINERD_SOCKET="${AO_K8S_CONTAINERD_SOCK:-${CONTAINERD_ADDRESS:-${AO_K8S_STATE_DIR:-/var/lib/agentic-k8s}/containerd.sock}}"
 
 log() { echo "worker_image: $*" >&2; }
 die() { echo "worker_image: error: $*" >&2; exit 1; }
