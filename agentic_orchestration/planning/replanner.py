@@ -82,6 +82,8 @@ class Revision:
     removed: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: LLM calls this round made: 1, or 2 when the repair turn was needed.
+    attempts: int = 0
     provider_id: str = ""
     #: The whole plan after this round (the same plan when nothing changed).
     plan: WorkflowConfig | None = None
@@ -111,7 +113,8 @@ class Revision:
         return {"round": self.round, "done": self.done, "valid": self.valid,
                 "reason": self.reason, "kept": self.kept, "revised": self.revised,
                 "added": self.added, "removed": self.removed, "error": self.error,
-                "seconds": round(self.seconds, 3), "provider": self.provider_id,
+                "seconds": round(self.seconds, 3), "attempts": self.attempts,
+                "provider": self.provider_id,
                 "steps": steps}
 
 
@@ -176,6 +179,7 @@ class Replanner:
         try:
             client, url = self.planner._client()
             for attempt in (1, 2):
+                revision.attempts = attempt
                 answer = self.planner._complete(client, url, messages, schema)
                 data, problems = parse_answer(answer)
                 if not problems:
