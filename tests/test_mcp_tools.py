@@ -151,9 +151,11 @@ def http_mcp(tmp_path: Path) -> Iterator[StreamableHTTPMCPServer]:
 
 @pytest.fixture
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> tuple[float, float]:
-    monkeypatch.setenv("AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS", "2")
+    # Connecting starts a Python MCP server: on a loaded 2-core machine that alone can take
+    # over 2 s, so the connect limit leaves room; the call limit stays short.
+    monkeypatch.setenv("AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS", "8")
     monkeypatch.setenv("AGENTIC_MCP_CALL_TIMEOUT_SECONDS", "2")
-    return 2.0, 2.0
+    return 8.0, 2.0
 
 
 # --- names, settings, attach-time checks (no LLM) ----------------------------------------
@@ -528,7 +530,7 @@ def test_misbehaving_server_fails_the_step_on_the_subprocess_backend(
     store = tmp_path / "store"
     proc = main_py(["--workflow", str(flow), "tea"], {
         **WORKERS, "AGENTIC_CONFIG_DIR": str(root), "AGENTIC_RUN_STORE_PATH": str(store),
-        "AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS": "2", "AGENTIC_MCP_CALL_TIMEOUT_SECONDS": "2"})
+        "AGENTIC_MCP_CONNECT_TIMEOUT_SECONDS": "8", "AGENTIC_MCP_CALL_TIMEOUT_SECONDS": "2"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"failed: ToolExecutionFailedError: MCP server '{mode}_srv'" in proc.stdout or (
         f"failed: MCPServerError: MCP server '{mode}_srv'" in proc.stdout), proc.stdout

@@ -137,15 +137,15 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return sessions_cmd.list_command(text=args.sessions, status=args.status,
                                          limit=max(1, args.limit))
 
-    if args.web:
-        from agentic_orchestration.cli.web_cmd import serve_command
-
-        return serve_command(host=args.host, port=args.port)
-
     if args.kb_search is not None:
         from agentic_orchestration.cli.kb_cmd import kb_search
 
         return kb_search(args.kb_search)
+
+    if args.web:
+        from agentic_orchestration.cli.web_cmd import serve_command
+
+        return serve_command(host=args.host, port=args.port)
 
     listings = [args.list_agents, args.list_mcps, args.list_workflows]
     if any(listings):

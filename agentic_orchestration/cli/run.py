@@ -107,8 +107,9 @@ def _print_summary(result, artifacts, artifacts_dir, session_path, *, quiet: boo
     failed = [s for s in result.step_results if not s.ok]
     for step in failed:
         write(f"\nstep {step.step_id} failed: {step.error}\n")
-    write(f"\nRun {result.run_id} on {result.backend}: "
-          f"{result.status}; session {session_path}\n")
+    # The session is a row in a database now: say how to see it, and where it lives.
+    write(f"\nRun {result.run_id} on {result.backend}: {result.status}; "
+          f"main.py --session {result.run_id} shows it (in {session_path})\n")
 
 
 def _run_options(*, quiet: bool, run_id: str = ""):
