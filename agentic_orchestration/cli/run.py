@@ -182,6 +182,26 @@ def _keep_interrupted(exc: KeyboardInterrupt, *, backend, options, record) -> No
                    artifacts=_step_artifacts(partial))
 
 
+def _session_keeper(record):
+    """``RunOptions.on_step_result`` that saves each step into the session as it ends.
+
+    So a run killed with SIGKILL later still shows its finished steps (and reads back
+    ``interrupted``). Steps of parallel branches report from their own threads: one lock.
+    """
+    import threading
+
+    from agentic_orchestration.sessions.orchestrator_session import record_step, save_session
+
+    lock = threading.Lock()
+
+    def keep(result) -> None:
+        with lock:
+            record_step(record, result)
+            save_session(record)
+
+    return keep
+
+
 def _step_artifacts(result) -> list:
     """The run's files: every step's ``artifacts``, one entry per path, first-seen order.
 
@@ -206,6 +226,7 @@ def _execute_and_keep(config, *, backend, catalog, options, record, resume: bool
         run_store = str(run_store_from_env().run_dir(options.run_id))
     update_session(record, plan=config, backend=backend.name, run_store=run_store)
     save_session(record)
+    options.on_step_result = _session_keeper(record)
     try:
         result = execute_workflow_config_resolved(config, options=options, catalog=catalog,
                                                   backend=backend, resume=resume)

@@ -276,6 +276,7 @@ class _Run:
             return result  # as the interrupted step itself, it records nothing
         self.store.write_attempt(result, attempt)
         self.store.write_result(result)
+        self.options.step_result_recorded(result)
         if result.ok:
             self.reporter.step_finished(index, spec.step_id, seconds)
         else:
@@ -379,3 +380,4 @@ def _provider(spec: StepSpec) -> AgentProvider:
     from agentic_orchestration.providers.agent_providers import agent_provider_from_dict
 
     return agent_provider_from_dict(spec.agent_provider)
+

@@ -50,6 +50,7 @@ __all__ = [
     "end_session",
     "list_sessions",
     "load_session",
+    "record_step",
     "save_session",
     "session_path",
     "sessions_dir",
@@ -216,6 +217,21 @@ def update_session(
         record.artifacts_dir = str(artifacts_dir)
     if run_store is not None:
         record.run_store = str(run_store)
+    record.updated_at = utc_now()
+    return record
+
+
+def record_step(record: SessionRecord, step: StepResult) -> SessionRecord:
+    """Put one step's summary into ``record`` while the run goes on (status unchanged).
+
+    A later attempt of the same step replaces the earlier one, as in the final record.
+    """
+    from agentic_orchestration.orchestration.backends.base import utc_now
+
+    kinds = _step_kinds(record.plan)
+    summary = _step_summary(step, kind=kinds.get(step.step_id),
+                            attempts_root=record.run_store)
+    record.steps = [s for s in record.steps if s.get("step_id") != step.step_id] + [summary]
     record.updated_at = utc_now()
     return record
 

@@ -31,6 +31,7 @@ from agentic_orchestration.orchestration.step_context import prepare_step_inputs
 from agentic_orchestration.orchestration.step_graph import StepGraph
 
 if TYPE_CHECKING:
+    from agentic_orchestration.orchestration.backends.base import RunOptions
     from agentic_orchestration.orchestration.backends.crewai import ExecutionTimings
     from agentic_orchestration.orchestration.backends.launcher import CancelToken
     from agentic_orchestration.orchestration.budget import RunBudget
@@ -67,6 +68,8 @@ class StepTracker:
         self._usage_before: dict[str, int] = {}
         #: ``RunOptions.cancel``: checked between tasks (``_on_task_done``).
         self.cancel: CancelToken | None = None
+        #: ``RunOptions``: told about each step result as soon as it is recorded.
+        self.options: RunOptions | None = None
         #: ``RunOptions.artifacts_dir``: each finished step's files are saved there at once.
         self.artifacts_dir: str | None = None
         #: Checked after every LLM call and between steps (None: no budget).
@@ -100,6 +103,12 @@ class StepTracker:
             k = self.current
             raise BudgetExceeded(reason, step_id=self.built.steps[k].id if k is not None
                                  else None)
+
+    def _record(self, result: StepResult) -> None:
+        """Keep ``result`` and tell ``RunOptions.on_step_result`` at once."""
+        self.results.append(result)
+        if self.options is not None:
+            self.options.step_result_recorded(result)
 
     def _index(self, k: int) -> int:
         return self.built.start_index + k
@@ -149,7 +158,7 @@ class StepTracker:
         text = review_inprocess_step(self.built, k, output, text, run_id=self.run_id)  # QA
         timing, usage, seconds = self._close(k)
         self.outputs[step.id] = text
-        self.results.append(StepResult(
+        self._record(StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=0, result_text=text,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,
             artifacts=_save_step_files(text, self.artifacts_dir, step.id),
@@ -177,7 +186,7 @@ class StepTracker:
             timing, usage, _ = self._close(k)
         self.current = None
         step = self.built.steps[k]
-        self.results.append(StepResult(
+        self._record(StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=EXIT_CANCELLED,
             error=str(error), agent_provider_id=self.built.entries[k].id, timing=timing,
             usage=usage))
@@ -198,7 +207,7 @@ class StepTracker:
         if self._started:  # False when before_task itself raised
             timing, usage, _ = self._close(k)
         self.current = None
-        self.results.append(StepResult(
+        self._record(StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=1, error=message,
             recoverable=verdict.recoverable, recovery_hint=verdict.hint,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,

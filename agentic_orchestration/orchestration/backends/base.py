@@ -13,8 +13,10 @@ one pure mapping ``result_from_exit``; ``RecoveryHint`` below is the typed set o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -207,6 +209,20 @@ class RunOptions:
     #: Iterative plans (``--dynamic-iterative``): a ``planning.replanner.IterativePlan``
     #: whose ``revise`` is called whenever no step is running; None: the plan as given.
     replan: Any = None
+    #: Called with each step result as soon as it is recorded (every attempt, from the
+    #: thread that ran it), so a caller can keep finished steps even if the run is killed
+    #: later: the CLI saves them into the session. Must not raise.
+    on_step_result: Callable[[StepResult], None] | None = None
+
+    def step_result_recorded(self, result: StepResult) -> None:
+        """Tell ``on_step_result``; a failing listener is logged, never fatal to the run."""
+        if self.on_step_result is None:
+            return
+        try:
+            self.on_step_result(result)
+        except Exception:
+            logging.getLogger(__name__).exception(
+                "run %s: on_step_result for step %s failed", result.run_id, result.step_id)
 
     def __post_init__(self) -> None:
         if not self.run_id:

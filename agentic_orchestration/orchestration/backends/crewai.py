@@ -180,6 +180,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
         tracker = StepTracker(built, options.run_id, reporter, timings)
         tracker.cancel = options.cancel
         tracker.artifacts_dir = options.artifacts_dir
+        tracker.options = options
         tracker.outputs.update(outputs or {})
         if budget is not None and budget.limited:
             tracker.budget = budget
