@@ -6,13 +6,14 @@ Everything goes through the official ``kubernetes`` client against the kubeconfi
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_support import K8sCluster
+from k8s_support import CLUSTER_SH, ClusterUnavailable, K8sCluster, start_cluster
 
 pytestmark = [pytest.mark.kubernetes,
               # Setting the session fixture up may build the cluster (minutes, cold cache).
@@ -176,3 +177,39 @@ def test_job_writes_to_a_manual_hostpath_volume(k8s_cluster: K8sCluster, tmp_pat
     pvc = core.read_namespaced_persistent_volume_claim("run-store", ns)
     assert pvc.status.phase == "Bound" and pvc.spec.volume_name == pv_name
     assert (store / "out.txt").read_text() == "written-in-a-pod\n"
+
+
+def _component_pids(cluster: K8sCluster) -> dict[str, str]:
+    return {p.stem: p.read_text().strip() for p in (cluster.state_dir / "pids").glob("*.pid")}
+
+
+def test_up_when_up_is_a_no_op_even_from_two_processes_at_once(k8s_cluster: K8sCluster) -> None:
+    before = _component_pids(k8s_cluster)
+    assert len(before) == 6, before
+    procs = [subprocess.Popen(["bash", str(CLUSTER_SH), "up"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+
+    assert [rc for rc, _ in outcomes] == [0, 0], outcomes
+    # Nothing was restarted: same processes.
+    assert _component_pids(k8s_cluster) == before
+
+
+def test_a_component_that_cannot_start_is_named_with_its_log(
+        k8s_cluster: K8sCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second cluster in another state dir: its etcd finds port 2379 taken by the running
+    # cluster's etcd. The failure names the component, the cause and the end of its log.
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "logs" / "etcd.log").write_text("line one\nthe last line of an earlier run\n")
+    monkeypatch.setenv("AO_K8S_STATE_DIR", str(state))
+
+    with pytest.raises(ClusterUnavailable) as failed:
+        start_cluster()
+
+    message = str(failed.value)
+    assert "error: etcd: port 2379 is already in use by \"etcd\"" in message, message
+    assert f"last lines of {state}/logs/etcd.log" in message
+    assert "the last line of an earlier run" in message
+    # Nothing of the second cluster was started.
+    assert not list((state / "pids").glob("*.pid"))

@@ -40,7 +40,13 @@ pkg_version() {
   if [[ -z "$v" ]]; then
     v="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/{print $2}')"
   fi
-  [[ -n "$v" && "$v" != "(none)" ]] || die "package $1 is neither installed nor known to apt (run apt-get update)"
+  if [[ -z "$v" || "$v" == "(none)" ]] && [[ $EUID -eq 0 && -z "${_APT_UPDATED:-}" ]]; then
+    # A fresh machine may have empty apt lists: fetch them once.
+    _APT_UPDATED=1
+    apt-get update -qq >&2 || die "apt-get update failed"
+    v="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/{print $2}')"
+  fi
+  [[ -n "$v" && "$v" != "(none)" ]] || die "package $1 is neither installed nor known to apt"
   echo "$v"
 }
 
@@ -139,7 +145,9 @@ build() {
   # GOPATH mode: module mode fails on this tree ("updates to go.mod needed").
   mkdir -p "$work/go/src/k8s.io"
   src="$work/go/src/k8s.io/kubernetes"
-  (cd "$work" && dpkg-source -x kubernetes_*.dsc "$src" >/dev/null) || die "dpkg-source -x failed"
+  # (Quiet: it warns that it cannot check the signature, having no keyring; apt did.)
+  (cd "$work" && dpkg-source -x kubernetes_*.dsc "$src" >"$work/dpkg-source.log" 2>&1) \
+    || { cat "$work/dpkg-source.log" >&2; die "dpkg-source -x failed"; }
   # The vendored reflect2 1.0.1 does not build with Go >= 1.18; Debian's 1.0.2 does.
   rm -rf "$src/vendor/github.com/modern-go/reflect2"
   cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$src/vendor/github.com/modern-go/reflect2"
@@ -177,8 +185,10 @@ build() {
   rm -rf "$dest.tmp"
   mv "$out" "$dest.tmp"
   mv "$dest.tmp" "$dest"
-  # Older builds (another key) are dead weight: about 250 MB each.
-  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d ! -name "$(basename "$dest")" -exec rm -rf {} +
+  # Builds of other keys are about 350 MB each: drop those unused for a week (not at once:
+  # another checkout on this machine may still be using one).
+  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d ! -name "$(basename "$dest")" -mtime +7 \
+    -exec rm -rf {} +
   log "built in $((SECONDS - t0)) s: $dest"
 }
 
@@ -197,6 +207,7 @@ main() {
     flock 9
     [[ -x "$dest/bin/kubelet" ]] || build "$dest"
   fi
+  touch "$dest"  # last used: see the pruning in build()
   echo "$dest"
 }
 

@@ -77,6 +77,18 @@ spawn() {
   echo $! >"$PIDS/$c.pid"
 }
 
+# Fails naming the component if one of its TCP ports is taken (by a host etcd, or another
+# cluster from another state dir): else its health probe could reach the other process.
+ports_free() {
+  local c="$1" port holder; shift
+  for port in "$@"; do
+    holder="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(([^)]*' | head -n1 || true)"
+    if [[ -n "$holder" ]] || [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]]; then
+      fail_component "$c" "port $port is already in use${holder:+ by ${holder#users:((}} (another cluster or a host service?)"
+    fi
+  done
+}
+
 # Waits until "$@" succeeds; fails naming the component if it dies or times out.
 wait_for() {
   local c="$1" what="$2"; shift 2
@@ -292,6 +304,7 @@ http_ok() { curl -fsS --max-time 2 "$@"; }
 api_ok() { http_ok --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(token_of admin)" "$SERVER$1"; }
 
 start_etcd() {
+  ports_free etcd 2379 2380
   spawn etcd etcd --name agentic --data-dir "$STATE/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -300,6 +313,7 @@ start_etcd() {
 }
 
 start_kube-apiserver() {
+  ports_free kube-apiserver 6443
   spawn kube-apiserver "$(bin_dir)/kube-apiserver" \
     --etcd-servers=http://127.0.0.1:2379 \
     --bind-address=127.0.0.1 --secure-port=6443 --advertise-address="$(node_ip)" \
@@ -333,6 +347,7 @@ import_image_if_missing() {
 }
 
 start_kube-controller-manager() {
+  ports_free kube-controller-manager 10252
   spawn kube-controller-manager "$(bin_dir)/kube-controller-manager" \
     --kubeconfig="$STATE/controller-manager.kubeconfig" \
     --controllers=job,garbagecollector,ttl-after-finished,namespace,persistentvolume-binder,pv-protection,pvc-protection,nodelifecycle,podgc,replicaset,deployment,serviceaccount,serviceaccount-token,root-ca-cert-publisher \
@@ -345,6 +360,7 @@ start_kube-controller-manager() {
 }
 
 start_kube-scheduler() {
+  ports_free kube-scheduler 10251
   spawn kube-scheduler "$(bin_dir)/kube-scheduler" \
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --leader-elect=false --secure-port=0 --address=127.0.0.1 --port=10251 --v=1
@@ -352,6 +368,7 @@ start_kube-scheduler() {
 }
 
 start_kubelet() {
+  ports_free kubelet 10250 10248
   save_sysctls
   spawn kubelet "$(bin_dir)/kubelet" \
     --kubeconfig="$STATE/kubelet.kubeconfig" --config="$STATE/kubelet/config.yaml" \
