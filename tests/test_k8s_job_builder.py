@@ -370,7 +370,8 @@ def test_role_grants_exactly_what_the_launcher_calls():
                for res in rule["resources"] for verb in rule["verbs"]}
     assert granted == {("batch", "jobs", v) for v in ("create", "get", "list", "watch",
                                                       "delete")} | {
-        ("", "pods", "list"), ("", "pods", "watch"), ("", "pods/log", "get")}
+        ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "delete"),
+        ("", "pods/log", "get")}
 
 
 def test_worker_job_example_is_what_build_job_makes():

@@ -159,15 +159,36 @@ class KubernetesLauncher(StepLauncher):
         if self.run_id:
             self.delete_run_jobs(self.run_id)
 
-    def delete_run_jobs(self, run_id: str) -> list[str]:
-        """Delete (Foreground) every Job of ``run_id``; their names."""
+    def delete_run_jobs(self, run_id: str, *, wait_seconds: float = 45.0) -> list[str]:
+        """Delete (Foreground) every Job of ``run_id`` and wait until they are gone.
+
+        Waiting matters on ``--resume``: a leftover worker still running a step writes its
+        interrupted ``result.json`` on SIGTERM, which must land before the step's new
+        attempt starts, not over its result.
+
+        Returns:
+            The names of the Jobs deleted.
+        """
+        selector = run_selector(run_id)
         listed = self.call("list Jobs", self.batch.list_namespaced_job, self.config.namespace,
-                           label_selector=run_selector(run_id))
+                           label_selector=selector)
         names = [job.metadata.name for job in listed.items]
         for name in names:
             logger.info("run %s: deleting Job %s left by an earlier coordinator", run_id, name,
                         extra={"run_id": run_id, "job": name})
             self.delete_job(name)
+        deadline = time.monotonic() + wait_seconds
+        while names and time.monotonic() < deadline:
+            left = self.call("list Jobs", self.batch.list_namespaced_job,
+                             self.config.namespace, label_selector=selector).items
+            if not left:
+                break
+            time.sleep(0.2)
+        else:
+            if names:
+                logger.warning("run %s: Jobs left by an earlier coordinator still being "
+                               "deleted after %.0fs", run_id, wait_seconds,
+                               extra={"run_id": run_id})
         return names
 
     def delete_job(self, name: str) -> None:
