@@ -156,6 +156,15 @@ def _pids_of(step_id: str) -> list[int]:
     return pids
 
 
+def _running(pid: int) -> bool:
+    """Still a process, not a zombie waiting to be reaped (that one has already died)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 @pytest.mark.backend_subprocess
 def test_cancel_a_subprocess_run_mid_step_from_another_thread(
         tmp_path: Path, fake_config: Path, scripted_llm, monkeypatch) -> None:
@@ -183,10 +192,10 @@ def test_cancel_a_subprocess_run_mid_step_from_another_thread(
         pids = _pids_of("draft")
         began = time.monotonic()
         token.cancel("cancel button")
-        while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() - began < 5:
+        while any(_running(p) for p in pids) and time.monotonic() - began < 5:
             time.sleep(0.02)
         stopped["seconds"] = time.monotonic() - began
-        stopped["left"] = float(len([p for p in pids if Path(f"/proc/{p}").exists()]))
+        stopped["left"] = float(len([p for p in pids if _running(p)]))
 
     watcher = threading.Thread(target=cancel_when_drafting)
     watcher.start()
