@@ -270,3 +270,11 @@ def test_diamond_on_real_workers_overlaps_b_and_c_and_d_sees_both(
     assert "--- Output of step c ---\nangle C" in d_spec["task"]["description"]
     asked = [t for t in scripted_llm.user_texts() if "DELTA" in t]
     assert asked and "angle B" in asked[-1] and "angle C" in asked[-1]
+
+
+def test_widest_level_bounds_the_steps_that_can_run_at_once() -> None:
+    chain = StepGraph(["a", "b", "c"], {"a": (), "b": ("a",), "c": ("b",)})
+    diamond = StepGraph(["a", "b", "c", "d"],
+                        {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")})
+    fan = StepGraph(["a", "b", "c"], {"a": (), "b": (), "c": ()})
+    assert (chain.widest_level(), diamond.widest_level(), fan.widest_level()) == (1, 2, 3)

@@ -174,3 +174,17 @@ class StepGraph:
             own = 1.0 if cost is None else cost.get(step_id, 0.0)
             finish[step_id] = own + max((finish[d] for d in self.deps[step_id]), default=0.0)
         return max(finish.values(), default=0.0)
+
+    def widest_level(self) -> int:
+        """Most steps at one depth (depth: the longest chain of dependencies before a step).
+
+        A cheap bound on how many steps can run at once, used to size what is prepared
+        ahead (warm spares): 1 for a chain, 2 for a diamond.
+        """
+        depth: dict[str, int] = {}
+        for step_id in self.order():
+            depth[step_id] = 1 + max((depth[d] for d in self.deps[step_id]), default=0)
+        levels: dict[int, int] = {}
+        for level in depth.values():
+            levels[level] = levels.get(level, 0) + 1
+        return max(levels.values(), default=0)

@@ -41,4 +41,10 @@ class SubprocessExecutionBackend(DistributedExecutionBackend):
         cold = ColdLauncher(env=env)
         if not settings.get_bool("AGENTIC_SUBPROCESS_WARM"):
             return cold
-        return FallbackLauncher(WarmLauncher(env=env), cold)
+        from agentic_orchestration.orchestration.step_scheduler import graph_of
+
+        # As many spares as steps can run at once, not more: each one primes a crew, and on
+        # a small machine idle spares priming slow down the step that runs.
+        limit = settings.get_int("AGENTIC_MAX_PARALLEL_STEPS", minimum=1)
+        spares = max(1, min(limit, graph_of(specs).widest_level()))
+        return FallbackLauncher(WarmLauncher(env=env, spares=spares), cold)
