@@ -8,6 +8,15 @@ retries a dropped or refused connection for the launcher's ``api_retry_seconds``
 the step is reported lost with "Kubernetes API unreachable". The first verdict
 (``_kubernetes_status``) ends the step; ``wait`` only waits on an event, so the
 coordinator has the exit within milliseconds of the watch event.
+
+The watch alone would add most of a second after the worker is done: the worker's
+interpreter teardown, then the 1.20 kubelet notices the exit on its next relist (every
+second) before the pod's status changes. So a third thread looks for the attempt's
+``result.json`` on the run store (the coordinator clears it before each attempt; the worker
+writes it atomically as its last act) and ends the step when it appears, as the warm
+launcher's child reports its exit before its teardown. The ``k8s`` block then takes the
+exit code and end time the worker wrote; the pod's log is still copied whole (followed until
+the container exits).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import math
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +44,7 @@ from agentic_orchestration.orchestration.backends._kubernetes_status import (
 from agentic_orchestration.orchestration.backends.base import K8sInfo, StepSpec
 from agentic_orchestration.orchestration.backends.launcher import StepExit, StepHandle
 from agentic_orchestration.orchestration.backends.subprocess_runner import tail_log
+from agentic_orchestration.orchestration.run_store import RESULT
 from agentic_orchestration.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -51,6 +62,10 @@ CONNECT_SECONDS = 5.0
 _WATCH_SECONDS = 60
 #: Bytes of the pod log copied to worker.log.
 _LOG_BYTES = 2_000_000
+#: How often the run store is checked for the attempt's result.json (a stat).
+_RESULT_POLL_SECONDS = 0.02
+#: A result.json whose step started this long before the Job was created is not its own.
+_CLOCK_SKEW_SECONDS = 1.0
 
 
 def api_message(exc: Any) -> str:
@@ -64,6 +79,28 @@ def api_message(exc: Any) -> str:
 
 def _iso(value: Any) -> str:
     return value.isoformat() if value is not None else ""
+
+
+def _idle(pod: Any) -> bool:
+    """The pod runs no worker and none is about to start: never scheduled, its container
+    exited, or stuck waiting on an image or its config. A container being created is not
+    idle: removed with grace 0 it would still start, be killed, and write an interrupted
+    result.json where the step's next attempt looks for its own."""
+    if pod.spec is None or not pod.spec.node_name:
+        return True
+    status = container_status(pod)
+    state = status.state if status is not None else None
+    if state is None:
+        return False
+    if state.terminated is not None:
+        return True
+    waiting = state.waiting.reason if state.waiting is not None else ""
+    return waiting in _STUCK_WAITING
+
+
+#: Waiting reasons of a container that will not start without a change.
+_STUCK_WAITING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                  "CreateContainerConfigError", "CreateContainerError"}
 
 
 class JobHandle(StepHandle):
@@ -88,9 +125,15 @@ class JobHandle(StepHandle):
         self._log_saved = False
         self._watches: list[Any] = []
         self._extra = {"run_id": spec.run_id, "step_id": spec.step_id, "job": name}
+        self._early = False  # ended by result.json before the container exited
+        self._created = time.time()
+        self._log_thread: threading.Thread | None = None
         for kind in ("pod", "job"):
             threading.Thread(target=self._watch, args=(kind,), daemon=True,
                              name=f"watch-{kind}-{name}").start()
+        if log_path is not None:
+            threading.Thread(target=self._await_result, args=(log_path.parent / RESULT,),
+                             daemon=True, name=f"result-{name}").start()
 
     # -- the seam ----------------------------------------------------------------------------
 
@@ -175,6 +218,32 @@ class JobHandle(StepHandle):
                 if self._stopped.is_set():
                     return
                 failing_since = self._retry_or_give_up(exc, failing_since)
+
+    def _await_result(self, path: Path) -> None:
+        """End the step when the worker's ``result.json`` appears (see the module doc)."""
+        while not self._stopped.wait(_RESULT_POLL_SECONDS):
+            if not path.exists():
+                continue
+            try:
+                result = json.loads(path.read_text())
+                code = int(result["exit_code"])
+                timing = result.get("timing") or {}
+                began = datetime.fromisoformat(timing["started_at"]).timestamp()
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # not this attempt's
+                logger.debug("unreadable %s: %s", path, exc)
+                return
+            if began < self._created - _CLOCK_SKEW_SECONDS:
+                continue  # an earlier attempt's worker, late: the watch will tell
+            with self._lock:
+                if self._done.is_set() or self._terminating:
+                    return
+                self._finished = self._early = True
+                self._info.setdefault("exit_code", code)
+                self._info.setdefault("finished_at", timing.get("finished_at") or "")
+                if not self._info.get("started_at"):
+                    self._info["started_at"] = timing.get("started_at") or ""
+            self._settle(StepExit("exited", exit_code=code))
+            return
 
     def _retry_or_give_up(self, exc: BaseException, since: float | None) -> float | None:
         now = time.monotonic()
@@ -268,8 +337,15 @@ class JobHandle(StepHandle):
             f" (exit code {outcome.exit_code})" if outcome.exit_code is not None else "",
             f": {outcome.detail}" if outcome.detail else "", extra=self._extra)
         if self._finished:
-            threading.Thread(target=self._save_log, daemon=True,
-                             name=f"log-{self.ref}").start()
+            self._log_thread = threading.Thread(target=self._save_log, daemon=True,
+                                                name=f"log-{self.ref}")
+            self._log_thread.start()
+
+    def flush_log(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for the pod log's copy to ``worker.log`` to finish."""
+        thread = self._log_thread
+        if thread is not None:
+            thread.join(timeout)
 
     def _await_gone(self, seconds: float) -> None:
         """Until the Job is gone (Foreground: after its pods), at most ``seconds``.
@@ -311,10 +387,7 @@ class JobHandle(StepHandle):
             return
         for pod in pods:
             name = pod.metadata.name
-            status = container_status(pod)
-            running = status is not None and status.state is not None and \
-                status.state.running is not None
-            if name in forced or running:
+            if name in forced or not _idle(pod):
                 continue
             forced.add(name)
             self._save_log_of(pod)
@@ -338,9 +411,10 @@ class JobHandle(StepHandle):
             pod_name = self._info.get("pod_name")
             if self._log_saved or not pod_name or self.log_path is None:
                 return
-            try:
+            try:  # ended by result.json: the container may still be exiting, follow it
                 text = self._launcher.core.read_namespaced_pod_log(
                     pod_name, self._namespace, container=CONTAINER, limit_bytes=_LOG_BYTES,
+                    follow=self._early,
                     _request_timeout=(CONNECT_SECONDS, 15.0))
             except Exception as exc:  # pod gone, API away: the log is a nicety
                 logger.debug("no log for pod %s: %s", pod_name, exc)

@@ -105,6 +105,7 @@ class KubernetesLauncher(StepLauncher):
         self._api_client = api_client
         self._batch: Any = None
         self._core: Any = None
+        self._handles: list[JobHandle] = []
 
     @property
     def batch(self) -> Any:
@@ -153,6 +154,15 @@ class KubernetesLauncher(StepLauncher):
                 logger.debug("cannot %s yet (%s); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def close(self) -> None:
+        """Let the last pod logs finish their copy to ``worker.log`` (at most 15 s in all):
+        a step ended by its ``result.json`` has its log followed until its container exits.
+        """
+        deadline = time.monotonic() + 15.0
+        for handle in self._handles:
+            handle.flush_log(max(0.0, deadline - time.monotonic()))
+        self._handles.clear()
 
     def start(self) -> None:
         """Delete this run's Jobs left by a coordinator that was killed (``--resume``)."""
@@ -222,4 +232,6 @@ class KubernetesLauncher(StepLauncher):
         logger.info("run %s step %s: Job %s created in namespace %s (image %s)", spec.run_id,
                     spec.step_id, name, namespace, self.config.image,
                     extra={"run_id": spec.run_id, "step_id": spec.step_id, "job": name})
-        return JobHandle(self, name, spec, log_path)
+        handle = JobHandle(self, name, spec, log_path)
+        self._handles.append(handle)
+        return handle
