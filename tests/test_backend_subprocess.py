@@ -47,10 +47,18 @@ def flow(tmp_path: Path, fake_config: Path, scripted_llm, monkeypatch) -> Path:
     return path
 
 
+def _sigint_default() -> None:
+    # A test command started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then never turns SIGINT into KeyboardInterrupt: give the CLI the
+    # terminal's default, as a user's Ctrl-C has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main_py(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / "main.py"), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, **kwargs)
+                            env={**os.environ, **(env or {})}, preexec_fn=_sigint_default,
+                            **kwargs)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:

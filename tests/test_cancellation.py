@@ -192,7 +192,7 @@ def test_cancel_a_subprocess_run_mid_step_from_another_thread(
         pids = _pids_of("draft")
         began = time.monotonic()
         token.cancel("cancel button")
-        while any(_running(p) for p in pids) and time.monotonic() - began < 5:
+        while any(_running(p) for p in pids) and time.monotonic() - began < 30:
             time.sleep(0.02)
         stopped["seconds"] = time.monotonic() - began
         stopped["left"] = float(len([p for p in pids if _running(p)]))
@@ -207,7 +207,10 @@ def test_cancel_a_subprocess_run_mid_step_from_another_thread(
         release.set()
         watcher.join(30)
     assert result.status == "cancelled" and result.exit_code == 130
-    assert stopped["left"] == 0 and stopped["seconds"] < 1.0, stopped
+    # Stopped at once, not when the stalled LLM call ends (60 s): typically 0.05 s here; the
+    # bound is loose because a loaded 2-core machine can take a second or two to tear a
+    # 200 MB process down (timings belong in benchmarks, not in assertions).
+    assert stopped["left"] == 0 and stopped["seconds"] < 10, stopped
     assert store.read_result(RUN, "gather").ok
     draft = store.read_result(RUN, "draft")
     assert draft is not None and draft.cancelled and draft.error == "cancelled: cancel button"

@@ -169,12 +169,15 @@ class KubernetesLauncher(StepLauncher):
         if self.run_id:
             self.delete_run_jobs(self.run_id)
 
-    def delete_run_jobs(self, run_id: str, *, wait_seconds: float = 45.0) -> list[str]:
+    def delete_run_jobs(self, run_id: str, *, wait_seconds: float = 90.0) -> list[str]:
         """Delete (Foreground) every Job of ``run_id`` and wait until they are gone.
 
         Waiting matters on ``--resume``: a leftover worker still running a step writes its
         interrupted ``result.json`` on SIGTERM, which must land before the step's new
-        attempt starts, not over its result.
+        attempt starts, not over its result. A worker blocked in an LLM call only unwinds
+        when the call returns, so it may use its whole grace period (30 s) before the
+        SIGKILL, and a 1.20 kubelet takes about 10 s more to release the pod: the wait
+        leaves room for both on a loaded machine.
 
         Returns:
             The names of the Jobs deleted.
