@@ -249,7 +249,9 @@ def server_run(server: BackgroundServer, run_id: str):
 
 def test_the_page_says_what_is_wrong_with_bad_input(server: BackgroundServer, page) -> None:
     page.goto(server.url)
+    page.wait_for_selector("#backend option", state="attached")  # the form is wired up
     page.click("#start")
+    page.wait_for_selector("#form-error:not([hidden])")  # shown when the 400 comes back
     assert page.inner_text("#form-error") == "goal: give a goal (or pick a workflow)"
     page.goto(server.url + "runs/20990101T000000Z-nothere")
     page.wait_for_selector("#run-error:not([hidden])")
