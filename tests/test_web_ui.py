@@ -273,6 +273,126 @@ def test_the_providers_page_shows_the_learning_statistics(server: BackgroundServ
     assert page.locator('#stats-table tr[data-provider="fake_researcher"]').count() >= 1
 
 
+def finished_run(server: BackgroundServer, held: Held) -> str:
+    """A draft_polish run started through the API and followed to its end."""
+    held.release()
+    response = httpx.post(server.url + "api/runs", json={"goal": "bees",
+                                                         "workflow": "draft_polish"})
+    run_id = response.json()["run"]["run_id"]
+    with httpx.stream("GET", f"{server.url}api/runs/{run_id}/events", timeout=None) as events:
+        assert "event: exit" in "".join(events.iter_text())
+    return run_id
+
+
+def test_the_run_page_draws_a_timeline_of_the_steps(server: BackgroundServer, page,
+                                                    held: Held) -> None:
+    run_id = finished_run(server, held)
+    steps = {s["step_id"]: s["timing"] for s in session_of(run_id).steps}
+    page.goto(f"{server.url}runs/{run_id}")
+    page.wait_for_selector('#timeline .timeline-row[data-step-id="polish"]')
+    rows = page.locator("#timeline .timeline-row")
+    got = rows.evaluate_all("els => els.map(e => [e.dataset.stepId, e.dataset.status, "
+                            "Number(e.dataset.startMs), Number(e.dataset.endMs)])")
+    assert [(r[0], r[1]) for r in got] == [("draft", "done"), ("polish", "done")]
+    (_, _, draft_start, draft_end), (_, _, polish_start, polish_end) = got
+    # One axis from the first start: draft first, polish after it (it needs draft's output).
+    assert draft_start == 0 and draft_end <= polish_start < polish_end
+    from datetime import datetime
+
+    def ms(text: str) -> float:
+        return datetime.fromisoformat(text).timestamp() * 1000
+
+    t0 = ms(steps["draft"]["started_at"])
+    assert polish_end == pytest.approx(ms(steps["polish"]["finished_at"]) - t0, abs=1)
+    bars = page.locator("#timeline .timeline-bar")
+    widths = bars.evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert all(w > 0 for w in widths)
+    track = page.locator("#timeline .timeline-track").first.bounding_box()
+    polish_bar = bars.nth(1).bounding_box()
+    assert track and polish_bar  # the last bar ends at the track's right edge
+    assert polish_bar["x"] + polish_bar["width"] == pytest.approx(track["x"] + track["width"],
+                                                                  abs=1.5)
+
+
+def test_the_form_previews_the_plan_without_starting_a_run(server: BackgroundServer,
+                                                          page) -> None:
+    page.goto(server.url)
+    page.wait_for_selector("#backend option", state="attached")
+    page.fill("#goal", "honey")
+    page.select_option("#workflow", "draft_polish")
+    page.click("#preview")
+    page.wait_for_selector("#plan-preview[data-ready]")
+    items = page.locator("#plan-steps li")
+    assert items.evaluate_all("els => els.map(e => [e.dataset.stepId, e.dataset.agent])") == [
+        ["draft", "fake_researcher"], ["polish", "fake_writer"]]
+    assert "Polish the notes on" in items.nth(1).inner_text()
+    assert "2 steps" in page.inner_text("#plan-preview-note")
+    assert page.url == server.url  # still on the form: nothing started
+    assert httpx.get(server.url + "api/runs").json()["total"] == 0
+    page.fill("#goal", "")
+    page.select_option("#workflow", "")
+    page.click("#preview")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert page.inner_text("#form-error") == "goal: give a goal (or pick a workflow)"
+    assert page.is_hidden("#plan-preview")
+
+
+CATALOG_AGENT = """\
+    - id: needs_key
+      type: openai
+      model: fake-model
+      openai_base_url: http://127.0.0.1:9/v1
+      role: Keyed
+      goal: Needs a key.
+      backstory: None.
+      required_env: [WEB_TEST_UNSET_KEY]
+      priority: 5
+    """
+CATALOG_MCPS = """\
+    - id: local_http
+      description: A local HTTP tool server.
+      streamable_http:
+        url: http://127.0.0.1:9/mcp
+    - id: missing_cmd
+      description: Not installed.
+      stdio:
+        command: no-such-mcp-command-for-the-web-test
+    """
+
+
+@pytest.fixture
+def catalog_env(web_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("WEB_TEST_UNSET_KEY", raising=False)
+    agents = web_env / "agent_providers" / "agents.yaml"
+    agents.write_text(agents.read_text() + textwrap.dedent(CATALOG_AGENT))
+    (web_env / "mcp_providers" / "mcps.yaml").write_text(textwrap.dedent(CATALOG_MCPS))
+    return web_env
+
+
+def test_the_catalog_page_shows_what_is_available_and_why_not(
+        catalog_env: Path, server: BackgroundServer, page) -> None:
+    page.goto(server.url)
+    page.click("#nav-catalog")
+    page.wait_for_selector('#catalog[data-backend="inprocess"]')
+
+    def rows(table: str) -> list[list[str]]:
+        return page.locator(f"#{table} tbody tr").evaluate_all(
+            "els => els.map(e => [e.dataset.id, e.dataset.available, "
+            "e.querySelector('.detail').textContent])")
+
+    assert rows("catalog-agents") == [  # best first, as the planner sees them
+        ["needs_key", "false", "required env not set: WEB_TEST_UNSET_KEY"],
+        ["fake_researcher", "true", "Researcher"], ["fake_writer", "true", "Writer"]]
+    assert rows("catalog-mcps") == [
+        ["local_http", "true", "A local HTTP tool server."],
+        ["missing_cmd", "false", "command not installed: no-such-mcp-command-for-the-web-test"]]
+    # On kubernetes a pod cannot use an unclassified MCP: it is out, and says why.
+    page.select_option("#catalog-backend", "kubernetes")
+    page.wait_for_selector('#catalog[data-backend="kubernetes"]')
+    local = rows("catalog-mcps")[0]
+    assert local[:2] == ["local_http", "false"] and local[2].startswith("kubernetes mode: ")
+
+
 # -- the JSON API ----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -322,6 +442,48 @@ def test_cancelling_a_finished_run_is_a_409(api, held: Held) -> None:
                     headers={"Last-Event-ID": "3"}) as events:
         ids = [int(line[4:]) for line in events.iter_lines() if line.startswith("id: ")]
     assert ids[0] == 4 and ids[-1] >= 5
+
+
+def test_the_catalog_api_matches_the_cli_listing_and_refuses_unknown_backends(
+        catalog_env: Path, api, capsys) -> None:
+    from agentic_orchestration.cli.main import main
+
+    data = api.get("/api/catalog").json()
+    assert main(["--list-agents", "--list-mcps"]) == 0
+    listing = capsys.readouterr().out
+    for entry in data["agents"] + data["mcps"]:
+        line = next(x for x in listing.splitlines() if x.split()[:1] == [entry["id"]])
+        assert ("filtered out" in line) is not entry["available"]
+        assert entry["available"] or line.endswith(entry["reason"])
+    assert {e["id"] for e in data["agents"] + data["mcps"]} == {
+        "needs_key", "fake_researcher", "fake_writer", "local_http", "missing_cmd"}
+    response = api.get("/api/catalog?backend=cloud")
+    assert (response.status_code, response.json()) == (400, {
+        "error": "backend: unknown backend 'cloud' (known: inprocess, subprocess, kubernetes)"})
+
+
+def test_the_plan_api_returns_the_plan_or_says_why_not(web_env: Path, api) -> None:
+    response = api.post("/api/plan", json={"goal": "honey", "workflow": "draft_polish"})
+    assert response.status_code == 200
+    plan = response.json()["plan"]
+    assert (plan["name"], plan["topic"]) == ("draft_polish", "honey")
+    assert [s["id"] for s in plan["steps"]] == ["draft", "polish"]
+    assert api.get("/api/runs").json()["total"] == 0  # a preview is not a run
+    for body, error in [({"goal": ""}, "goal: give a goal (or pick a workflow)"),
+                        ({"goal": "x", "workflow": "nope"},
+                         "workflow: unknown workflow 'nope' (known: draft_polish)"),
+                        ({"goal": "x", "steps": 3},
+                         "steps: unknown field (known: goal, workflow, backend)")]:
+        response = api.post("/api/plan", json=body)
+        assert (response.status_code, response.json()) == (400, {"error": error})
+    assert api.post("/api/plan", content=b"[").json() == {"error": "body: not valid JSON"}
+    # A workflow naming an agent the catalog lacks: the CLI's error, as a 422.
+    (web_env / "workflows" / "broken.yaml").write_text(
+        textwrap.dedent(WORKFLOW).replace("fake_writer", "nobody_here"))
+    response = api.post("/api/plan", json={"goal": "x", "workflow": "broken"})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("no plan: ")
+    assert "nobody_here" in response.json()["error"]
 
 
 # -- the token -------------------------------------------------------------------------------

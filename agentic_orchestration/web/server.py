@@ -13,6 +13,9 @@ unexpected error is a 500 with a generic message, its traceback only in the serv
   reconnecting browser sends it) or ``?after=N`` replays what was missed.
 - ``GET /api/runs/{id}/artifacts/{path}``: download a file the run saved.
 - ``GET /api/stats``: per provider (and kind of step) learning statistics.
+- ``GET /api/catalog?backend=``: agents and MCP servers, available or filtered out and why.
+- ``POST /api/plan`` ``{"goal", "workflow"?, "backend"?}``: the plan ``--plan-only`` makes
+  (200), nothing run; 400 for bad input as a run, 422 when it cannot plan.
 
 Auth (``auth.TokenAuth``) wraps everything when ``AGENTIC_WEB_TOKEN`` is set.
 """
@@ -32,7 +35,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agentic_orchestration.web import _sessions
+from agentic_orchestration.errors import AgenticError
+from agentic_orchestration.web import _catalog, _sessions
 from agentic_orchestration.web.auth import TokenAuth
 from agentic_orchestration.web.runs import RunManager
 
@@ -262,6 +266,34 @@ async def api_stats(request: Request) -> Response:
     return JSONResponse({"stats": rows})
 
 
+async def api_catalog(request: Request) -> Response:
+    backends, default = _backends()
+    backend = (request.query_params.get("backend") or "").strip() or default
+    if backend not in backends:
+        return _error(400, f"backend: unknown backend {backend!r} (known: {', '.join(backends)})")
+    try:
+        return JSONResponse(await asyncio.to_thread(_catalog.catalog, backend))
+    except AgenticError as exc:  # a broken catalog file: say which, as the CLI does
+        logger.warning("catalog: %s", exc)
+        return _error(500, f"catalog: {exc}")
+
+
+async def api_plan(request: Request) -> Response:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "body: not valid JSON")
+    body = await asyncio.to_thread(_validated_body, data)
+    manager = _manager(request)
+    preview = await asyncio.to_thread(
+        _catalog.preview_plan, manager.command, manager.env, goal=body["goal"] or "",
+        workflow=body["workflow"], backend=body["backend"])
+    if preview.plan is None:
+        return JSONResponse({"error": f"no plan: {preview.error}",
+                             "exit_code": preview.exit_code}, status_code=422)
+    return JSONResponse({"plan": preview.plan})
+
+
 async def api_not_found(request: Request) -> Response:
     return _error(404, f"no API endpoint {request.method} {request.url.path}")
 
@@ -302,6 +334,7 @@ def create_app(*, runs: RunManager | None = None, token: str | None = None) -> S
         Route("/", page),
         Route("/runs/{run_id}", page),
         Route("/stats", page),
+        Route("/catalog", page),
         Route("/api/config", api_config),
         Route("/api/runs", api_runs, methods=["GET"]),
         Route("/api/runs", api_start, methods=["POST"]),
@@ -310,6 +343,8 @@ def create_app(*, runs: RunManager | None = None, token: str | None = None) -> S
         Route("/api/runs/{run_id}/events", api_events),
         Route("/api/runs/{run_id}/artifacts/{path:path}", api_artifact),
         Route("/api/stats", api_stats),
+        Route("/api/catalog", api_catalog),
+        Route("/api/plan", api_plan, methods=["POST"]),
         Route("/api/{rest:path}", api_not_found, methods=["GET", "POST", "PUT", "DELETE"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

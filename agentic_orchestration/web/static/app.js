@@ -1,4 +1,4 @@
-// The web UI: three views drawn from the JSON API (see agentic_orchestration/web/server.py).
+// The web UI: four views drawn from the JSON API (see agentic_orchestration/web/server.py).
 // Plain JavaScript, no framework and no build step. Text from runs is always set with
 // textContent, never parsed as HTML: a goal or an answer is data, not markup.
 "use strict";
@@ -78,14 +78,16 @@ async function showHome() {
     errorBox.textContent = `Cannot load the configuration: ${err.message}`;
     errorBox.hidden = false;
   }
+  const formBody = () => ({
+    goal: document.getElementById("goal").value,
+    workflow: document.getElementById("workflow").value || null,
+    backend: document.getElementById("backend").value || null,
+  });
+  document.getElementById("preview").addEventListener("click", () => previewPlan(formBody(), errorBox));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
-    const body = {
-      goal: document.getElementById("goal").value,
-      workflow: document.getElementById("workflow").value || null,
-      backend: document.getElementById("backend").value || null,
-    };
+    const body = formBody();
     const button = document.getElementById("start");
     button.disabled = true;
     try {
@@ -120,6 +122,39 @@ async function showHome() {
   document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); load(true); });
   document.getElementById("more").addEventListener("click", () => load(false));
   await load(true);
+}
+
+// The plan --plan-only makes for the form's goal, workflow and backend; nothing runs.
+async function previewPlan(body, errorBox) {
+  const box = document.getElementById("plan-preview");
+  const list = document.getElementById("plan-steps");
+  const note = document.getElementById("plan-preview-note");
+  const button = document.getElementById("preview");
+  errorBox.hidden = true;
+  box.hidden = false;
+  delete box.dataset.ready;
+  list.replaceChildren();
+  note.textContent = "planning...";
+  button.disabled = true;
+  try {
+    const { plan } = await api("/api/plan", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    note.textContent = `${plan.name}: ${(plan.steps || []).length} steps`;
+    for (const step of plan.steps || []) {
+      const mcps = (step.mcp_providers || []).length ? ` [tools: ${step.mcp_providers.join(", ")}]` : "";
+      const after = step.depends_on ? ` (after: ${step.depends_on.join(", ") || "nothing"})` : "";
+      list.append(el("li", { dataset: { stepId: step.id, agent: step.agent_provider } },
+        el("b", {}, step.id), ` · ${step.agent_provider}${mcps}${after}: `, step.description));
+    }
+    box.dataset.ready = "ok";
+  } catch (err) {
+    box.hidden = true;
+    errorBox.textContent = err.message;
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function renderRuns(runs, reset) {
@@ -181,6 +216,7 @@ function renderSession(run, session) {
     setStep(step.step_id, { index: i + 1, agent: step.agent_provider_id, status: step.status === "ok" ? "done" : step.status,
       time: seconds != null ? `${Number(seconds).toFixed(2)}s` : undefined });
   });
+  renderTimeline(session.steps || []);
   const answer = document.getElementById("answer");
   if (session.result_text) answer.textContent = session.result_text;
   else if (run.live === false) answer.replaceChildren(el("i", {}, "no final answer"));
@@ -200,6 +236,28 @@ function renderSession(run, session) {
     el("b", {}, `${step.step_id} `), badge(step.status), el("span", { class: "meta" }, ` ${step.agent_provider_id || ""}`),
     step.error ? el("p", { class: "error" }, step.error) : null,
     step.result_text ? el("pre", {}, step.result_text) : null)));
+}
+
+// One bar per step from its timing (started_at .. finished_at), on one time axis from
+// the first start to the last finish: what ran when, and what ran at once.
+function renderTimeline(steps) {
+  const box = document.getElementById("timeline");
+  const timed = steps.map((step) => ({
+    step, start: Date.parse((step.timing || {}).started_at), end: Date.parse((step.timing || {}).finished_at),
+  })).filter((t) => !isNaN(t.start) && !isNaN(t.end));
+  if (!timed.length) return;
+  const t0 = Math.min(...timed.map((t) => t.start));
+  const span = Math.max(1, Math.max(...timed.map((t) => t.end)) - t0);
+  box.replaceChildren(...timed.map(({ step, start, end }) => {
+    const status = step.status === "ok" ? "done" : step.status;
+    const bar = el("div", {
+      class: `timeline-bar status-${status}`, title: `${step.step_id}: ${((end - start) / 1000).toFixed(2)}s`,
+      style: `left: ${((start - t0) / span) * 100}%; width: ${((end - start) / span) * 100}%`,
+    });
+    return el("div", { class: "timeline-row", dataset: { stepId: step.step_id, status, startMs: start - t0, endMs: end - t0 } },
+      el("span", {}, step.step_id), el("div", { class: "timeline-track" }, bar),
+      el("span", { class: "meta" }, `${((end - start) / 1000).toFixed(2)}s`));
+  }));
 }
 
 function showError(text) {
@@ -326,6 +384,43 @@ async function showStats() {
   }
 }
 
+// --- catalog: agents and MCP servers, available or filtered out and why --------------
+
+async function showCatalog() {
+  mount("tpl-catalog");
+  document.title = "Catalog · Agentic Orchestration";
+  const select = document.getElementById("catalog-backend");
+  const errorBox = document.getElementById("catalog-error");
+  const fail = (err) => { errorBox.textContent = err.message; errorBox.hidden = false; };
+  const status = (entry) => el("td", { class: entry.available ? "available" : "filtered" },
+    entry.available ? "available" : "filtered out");
+  const load = async () => {
+    errorBox.hidden = true;
+    let data;
+    try {
+      data = await api(`/api/catalog?backend=${encodeURIComponent(select.value)}`);
+    } catch (err) { fail(err); return; }
+    document.querySelector("#catalog-agents tbody").replaceChildren(...data.agents.map((a) =>
+      el("tr", { dataset: { id: a.id, available: String(a.available) } },
+        el("td", {}, el("code", {}, a.id)), el("td", {}, a.type), el("td", {}, a.model || ""),
+        status(a), el("td", { class: "detail" }, a.available ? a.role : a.reason))));
+    document.querySelector("#catalog-mcps tbody").replaceChildren(...data.mcps.map((m) =>
+      el("tr", { dataset: { id: m.id, available: String(m.available) } },
+        el("td", {}, el("code", {}, m.id)), el("td", {}, m.transport), status(m),
+        el("td", { class: "detail" }, m.available ? m.description : m.reason))));
+    document.getElementById("catalog").dataset.backend = data.backend;
+  };
+  try {
+    const config = await api("/api/config");
+    for (const name of config.backends) {
+      select.append(el("option", { value: name }, name));
+    }
+    select.value = config.default_backend;
+  } catch (err) { fail(err); return; }
+  select.addEventListener("change", load);
+  await load();
+}
+
 // --- routing ------------------------------------------------------------------------------
 
 function route() {
@@ -334,6 +429,7 @@ function route() {
   const match = path.match(/^\/runs\/([^/]+)$/);
   if (match) return showRun(decodeURIComponent(match[1]));
   if (path === "/stats") return showStats();
+  if (path === "/catalog") return showCatalog();
   return showHome();
 }
 
