@@ -24,7 +24,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -117,21 +116,11 @@ def _run_mode(mode: str, server, config_dir: str, store: str) -> dict:
 
 def main() -> None:
     from agentic_orchestration.testing import ScriptedLLMServer
+    from agentic_orchestration.testing.catalog import write_writer_catalog
 
     with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer(
         default="Final Answer: a short paragraph about tea.") as server:
-        config_dir = Path(tmp) / "config"
-        for sub in ("agent_providers", "mcp_providers", "workflows"):
-            (config_dir / sub).mkdir(parents=True)
-        (config_dir / "agent_providers" / "a.yaml").write_text(textwrap.dedent(f"""\
-            - id: fake_writer
-              type: openai
-              model: fake-model
-              openai_base_url: {server.base_url}
-              role: Writer
-              goal: Write.
-              backstory: Clear.
-            """))
+        config_dir = write_writer_catalog(Path(tmp) / "config", server.base_url)
         results = {}
         for mode in ("inprocess", "cold", "warm-fork", "warm"):
             results[mode] = _run_mode(mode, server, str(config_dir), str(Path(tmp) / "store"))

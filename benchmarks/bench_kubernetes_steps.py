@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -217,6 +216,7 @@ def main() -> None:
         KubernetesLauncher,
     )
     from agentic_orchestration.testing import ScriptedLLMServer
+    from agentic_orchestration.testing.catalog import write_writer_catalog
 
     configure_logging()
     api = config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
@@ -228,18 +228,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer(
                 default="Final Answer: a short paragraph about tea.") as server:
-            config_dir = Path(tmp) / "config"
-            for sub in ("agent_providers", "mcp_providers", "workflows"):
-                (config_dir / sub).mkdir(parents=True)
-            (config_dir / "agent_providers" / "a.yaml").write_text(textwrap.dedent(f"""\
-                - id: fake_writer
-                  type: openai
-                  model: fake-model
-                  openai_base_url: {server.base_url}
-                  role: Writer
-                  goal: Write.
-                  backstory: Clear.
-                """))
+            config_dir = write_writer_catalog(Path(tmp) / "config", server.base_url)
             launcher = KubernetesLauncher(K8sSettings.load({**os.environ, **k8s_env}),
                                           api_client=api)
             rows = per_job(launcher, server.base_url, volume.store, args.jobs)

@@ -24,7 +24,6 @@ import logging
 import os
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -51,24 +50,14 @@ def main() -> None:
     from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
     from agentic_orchestration.orchestration.step_graph import StepGraph
     from agentic_orchestration.testing import ScriptedLLMServer
+    from agentic_orchestration.testing.catalog import write_writer_catalog
 
     def slow(request: dict) -> str:
         time.sleep(DELAY)
         return "Final Answer: a short paragraph."
 
     with tempfile.TemporaryDirectory() as tmp, ScriptedLLMServer(default=slow) as server:
-        config_dir = Path(tmp) / "config"
-        for sub in ("agent_providers", "mcp_providers", "workflows"):
-            (config_dir / sub).mkdir(parents=True)
-        (config_dir / "agent_providers" / "a.yaml").write_text(textwrap.dedent(f"""\
-            - id: fake_writer
-              type: openai
-              model: fake-model
-              openai_base_url: {server.base_url}
-              role: Writer
-              goal: Write.
-              backstory: Clear.
-            """))
+        config_dir = write_writer_catalog(Path(tmp) / "config", server.base_url)
         os.environ["AGENTIC_CONFIG_DIR"] = str(config_dir)
         os.environ["AGENTIC_RUN_STORE_PATH"] = str(Path(tmp) / "store")
         catalog = load_catalog()

@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -419,6 +418,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from agentic_orchestration.testing import ScriptedLLMServer
+    from agentic_orchestration.testing.catalog import write_writer_catalog
 
     modes = [m for m in MODES if not args.modes or m in args.modes.split(",")]
     modes = [m for m in modes if not (args.skip_ray and MODES[m][0] == "ray")]
@@ -437,18 +437,7 @@ def main() -> None:
             dir=args.store_dir or None) as store_root, ScriptedLLMServer(default=answer) as server:
         os.environ.update(HOME=f"{tmp}/home", XDG_DATA_HOME=f"{tmp}/home/share",
                           XDG_CACHE_HOME=f"{tmp}/home/cache")
-        config_dir = Path(tmp) / "config"
-        for sub in ("agent_providers", "mcp_providers", "workflows"):
-            (config_dir / sub).mkdir(parents=True)
-        (config_dir / "agent_providers" / "a.yaml").write_text(textwrap.dedent(f"""\
-            - id: fake_writer
-              type: openai
-              model: fake-model
-              openai_base_url: {server.base_url}
-              role: Writer
-              goal: Write.
-              backstory: Clear.
-            """))
+        config_dir = write_writer_catalog(Path(tmp) / "config", server.base_url)
         results = {}
         for mode in modes:
             python = str(ray_python) if MODES[mode][0] == "ray" else sys.executable
