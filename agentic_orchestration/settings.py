@@ -58,6 +58,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
            kind="int", minimum=0),
     EnvVar("AGENTIC_PROGRESS", "1",
            "`0` turns off `(progress)` lines and the live status.", kind="bool"),
+    EnvVar("AGENTIC_EVENTS_FILE", "",
+           "File a run appends typed events to (JSON lines: run, plan, each step attempt's "
+           "status, provider, times, tokens, output excerpt); the web UI sets it per run. "
+           "Empty: no events.", kind="path"),
     EnvVar("AGENTIC_FALLBACK", "1",
            "`0` turns off the retry on the next available provider after a recoverable failure.",
            kind="bool"),

@@ -162,7 +162,7 @@ class StepCoordinator:
             timeout = float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1))
         run = _Run(self, steps, launcher, run_store, run_options, timeout,
                    budget if budget is not None else RunBudget.from_settings(), reviser)
-        run.reporter.run_started(run_id, len(steps), self.backend_name)
+        run.reporter.run_started(run_id, len(steps), self.backend_name, steps=steps)
         logger.info("run %s started: %d step(s) on the %s backend", run_id, len(steps),
                     self.backend_name or "?", extra={"run_id": run_id})
         try:
@@ -278,9 +278,10 @@ class _Run:
         self.store.write_result(result)
         self.options.step_result_recorded(result)
         if result.ok:
-            self.reporter.step_finished(index, spec.step_id, seconds)
+            self.reporter.step_finished(index, spec.step_id, seconds, result=result)
         else:
-            self.reporter.step_failed(index, spec.step_id, result.error or "failed")
+            self.reporter.step_failed(index, spec.step_id, result.error or "failed",
+                                      result=result)
         logger.log(logging.INFO if result.ok or result.cancelled else logging.WARNING,
                    "run %s step %s: attempt %d %s in %.1fs%s", spec.run_id, spec.step_id,
                    attempt, "finished" if result.ok else "cancelled" if result.cancelled

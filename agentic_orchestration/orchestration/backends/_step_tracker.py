@@ -158,12 +158,13 @@ class StepTracker:
         text = review_inprocess_step(self.built, k, output, text, run_id=self.run_id)  # QA
         timing, usage, seconds = self._close(k)
         self.outputs[step.id] = text
-        self._record(StepResult(
+        result = StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=0, result_text=text,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,
             artifacts=_save_step_files(text, self.artifacts_dir, step.id),
-        ))
-        self.reporter.step_finished(self._index(k), step.id, seconds)
+        )
+        self._record(result)
+        self.reporter.step_finished(self._index(k), step.id, seconds, result=result)
         cancel = self.cancel
         if cancel is not None and cancel.cancelled and k + 1 < len(self.built.tasks):
             # CrewAI cannot stop a kickoff mid-task; between tasks, raising from the task
@@ -186,11 +187,12 @@ class StepTracker:
             timing, usage, _ = self._close(k)
         self.current = None
         step = self.built.steps[k]
-        self._record(StepResult(
+        result = StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=EXIT_CANCELLED,
             error=str(error), agent_provider_id=self.built.entries[k].id, timing=timing,
-            usage=usage))
-        self.reporter.step_failed(self._index(k), step.id, str(error))
+            usage=usage)
+        self._record(result)
+        self.reporter.step_failed(self._index(k), step.id, str(error), result=result)
 
     def fail(self, exc: BaseException) -> StepFailed:
         """Record the running step as failed; return the run's error."""
@@ -207,12 +209,13 @@ class StepTracker:
         if self._started:  # False when before_task itself raised
             timing, usage, _ = self._close(k)
         self.current = None
-        self._record(StepResult(
+        result = StepResult(
             run_id=self.run_id, step_id=step.id, exit_code=1, error=message,
             recoverable=verdict.recoverable, recovery_hint=verdict.hint,
             agent_provider_id=self.built.entries[k].id, timing=timing, usage=usage,
-        ))
-        self.reporter.step_failed(self._index(k), step.id, message)
+        )
+        self._record(result)
+        self.reporter.step_failed(self._index(k), step.id, message, result=result)
         if isinstance(exc, StepFailed):
             return exc
         error = StepFailed(message, step_id=step.id, recoverable=verdict.recoverable,
