@@ -125,7 +125,7 @@ class CrewAIExecutionBackend(ExecutionBackend):
             return run_iterative(self, options=options, catalog=catalog)
         config = in_run_order(config)
         reporter = self._reporter(options)
-        reporter.run_started(options.run_id, len(config.steps), self.name)
+        reporter.run_started(options.run_id, len(config.steps), self.name, steps=config.steps)
         budget = RunBudget.from_settings().start()
         finished: dict[str, str] = {}  # outputs of earlier attempts, for a fallback retry
 
