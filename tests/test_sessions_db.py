@@ -27,6 +27,7 @@ from agentic_orchestration.orchestration.backends.base import (
 )
 from agentic_orchestration.sessions import (
     SessionStore,
+    _records,
     load_session,
     on_session_finished,
     save_session,
@@ -99,7 +100,7 @@ def test_list_filters_by_status_and_text_newest_first() -> None:
 
 def test_changes_feed_and_finish_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str | None]] = []
-    monkeypatch.setattr(store_module, "_finish_hooks", [])
+    monkeypatch.setattr(_records, "_finish_hooks", [])
     on_session_finished(lambda record: seen.append((record.run_id, record.status)))
     record = _record("run-h")
     save_session(record)  # running: not finished

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentic_orchestration import settings
-from agentic_orchestration._fs import read_json_object
 from agentic_orchestration.errors import ConfigError
+from agentic_orchestration.sessions import _attempts
 
 if TYPE_CHECKING:
     from agentic_orchestration.orchestration.backends.base import (
@@ -200,8 +200,10 @@ def update_session(
         record.error = _error_text(execution.error)
         kinds = _step_kinds(record.plan)
         attempts_root = record.run_store if run_store is None else str(run_store)
-        record.steps = [_step_summary(step, kind=kinds.get(step.step_id),
-                                      attempts_root=attempts_root)
+        before = {s.get("step_id"): s for s in record.steps}  # attempts reported so far
+        record.steps = [_attempts.after(_step_summary(step, kind=kinds.get(step.step_id),
+                                                      attempts_root=attempts_root),
+                                        before.get(step.step_id))
                         for step in execution.step_results]
         record.run_id = execution.run_id or record.run_id
         record.last_execution_backend = execution.backend or record.last_execution_backend
@@ -224,13 +226,16 @@ def update_session(
 def record_step(record: SessionRecord, step: StepResult) -> SessionRecord:
     """Put one step's summary into ``record`` while the run goes on (status unchanged).
 
-    A later attempt of the same step replaces the earlier one, as in the final record.
+    A later attempt of the same step replaces the earlier one as the step's summary, and
+    joins it in the step's ``attempt_log`` (``_attempts.after``: in-process runs too).
     """
     from agentic_orchestration.orchestration.backends.base import utc_now
 
     kinds = _step_kinds(record.plan)
     summary = _step_summary(step, kind=kinds.get(step.step_id),
                             attempts_root=record.run_store)
+    summary = _attempts.after(summary, next(
+        (s for s in record.steps if s.get("step_id") == step.step_id), None))
     record.steps = [s for s in record.steps if s.get("step_id") != step.step_id] + [summary]
     record.updated_at = utc_now()
     return record
@@ -325,37 +330,6 @@ def _step_kinds(plan: Mapping[str, Any] | None) -> dict[str, str]:
             if isinstance(s, Mapping) and s.get("id")}
 
 
-def _attempt_log(attempts_root: str | None, step_id: str) -> list[dict[str, Any]]:
-    """Every attempt of a step as the run store kept it (distributed backends), each as
-    provider, status, error, recoverable, timing and usage; [] when there is none."""
-    if not attempts_root:
-        return []
-    folder = Path(attempts_root) / step_id / "attempts"
-    try:
-        names = sorted(folder.glob("*.json"), key=lambda p: int(p.stem)
-                       if p.stem.isdigit() else 0)
-    except OSError:
-        return []
-    log = []
-    for path in names:
-        try:
-            data = read_json_object(path, what="step attempt")
-        except ConfigError as exc:
-            logger.warning("attempt not recorded in the session: %s", exc)
-            continue
-        if data is None or not path.stem.isdigit():
-            continue
-        code = data.get("exit_code")
-        log.append({
-            "attempt": int(path.stem), "agent_provider_id": data.get("agent_provider_id"),
-            "exit_code": code, "error": data.get("error"),
-            "recoverable": bool(data.get("recoverable")),
-            "status": "ok" if code == 0 else STATUS_FAILED, "timing": data.get("timing"),
-            "usage": data.get("usage"),
-        })
-    return log
-
-
 def _step_summary(step: StepResult, *, kind: str | None = None,
                   attempts_root: str | None = None) -> dict[str, Any]:
     data = step.to_dict()
@@ -363,7 +337,7 @@ def _step_summary(step: StepResult, *, kind: str | None = None,
     summary["status"] = ("ok" if step.ok else STATUS_CANCELLED if step.cancelled
                          else STATUS_FAILED)
     summary["kind"] = kind
-    log = _attempt_log(attempts_root, step.step_id)
+    log = _attempts.from_run_store(attempts_root, step.step_id)
     if log:
         log[-1]["status"] = summary["status"]
     summary["attempts"] = max(1, len(log))

@@ -29,7 +29,7 @@ API for the other packages (stable):
   run, a list of JSON objects) and ``extra`` (any JSON object, by feature name).
 
 The JSON import and the ``running`` -> ``interrupted`` rule are in ``_legacy_json`` and
-``_liveness``.
+``_liveness``; the row types and the finish hooks in ``_records`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -40,14 +40,19 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agentic_orchestration.errors import ConfigError
 from agentic_orchestration.redaction import redact_obj
 from agentic_orchestration.sessions._liveness import process_alive
+from agentic_orchestration.sessions._records import (
+    SessionSummary,
+    StepRow,
+    on_session_finished,
+)
+from agentic_orchestration.sessions._records import run_hooks as _run_hooks
 from agentic_orchestration.sessions._rows import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -77,68 +82,12 @@ __all__ = [
 DB_NAME = "sessions.sqlite3"
 BUSY_TIMEOUT_SECONDS = 60.0
 
-_SUMMARY_COLUMNS = ("session_id", "run_id", "seq", "created_at", "updated_at", "status",
-                    "goal", "mode", "route", "backend", "exit_code", "error", "step_count",
-                    "pid", "host")
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """One row of a session list: what a history page shows, without the full record."""
-
-    session_id: str
-    run_id: str
-    seq: int
-    created_at: str
-    updated_at: str
-    status: str
-    goal: str
-    mode: str | None
-    route: str | None
-    backend: str | None
-    exit_code: int | None
-    error: str | None
-    step_count: int
-    pid: int | None
-    host: str | None
-
-
-@dataclass(frozen=True)
-class StepRow:
-    """One attempt of one step: what the learning statistics are computed from.
-
-    ``status`` is ``ok``, ``failed`` or ``cancelled``; ``final`` says whether this attempt
-    was the step's last (its outcome is the step's).
-    """
-
-    session_id: str
-    step_id: str
-    attempt: int
-    final: bool
-    kind: str | None
-    provider: str | None
-    status: str
-    recoverable: bool
-    finished_at: str | None
-    duration_seconds: float | None
-    total_tokens: int | None
-    error: str | None
-
-
-_finish_hooks: list[Callable[[SessionRecord], None]] = []
 _ready_lock = threading.Lock()
 _ready: set[str] = set()
 
-
-def on_session_finished(callback: Callable[[SessionRecord], None]) -> Callable[..., None]:
-    """Call ``callback(record)`` after a run reaches a final status (see module docstring).
-
-    The record passed is the masked one as stored. Returns ``callback`` (usable as a
-    decorator); registering the same callable twice has no effect.
-    """
-    if callback not in _finish_hooks:
-        _finish_hooks.append(callback)
-    return callback
+_SUMMARY_COLUMNS = ("session_id", "run_id", "seq", "created_at", "updated_at", "status",
+                    "goal", "mode", "route", "backend", "exit_code", "error", "step_count",
+                    "pid", "host")
 
 
 class SessionStore:
@@ -412,11 +361,3 @@ class SessionStore:
                                 "ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
         return [(r["seq"], r["session_id"], r["status"]) for r in rows]
 
-
-def _run_hooks(record: SessionRecord) -> None:
-    for callback in list(_finish_hooks):
-        try:
-            callback(record)
-        except Exception:
-            logger.exception("session %s: on_session_finished callback %r failed",
-                             record.session_id, callback)
