@@ -216,3 +216,114 @@ def test_replanner_repairs_a_bad_dependency_and_never_changes_finished_steps(
     assert revision.plan is not None
     assert revision.plan.steps[0].description == plan.steps[0].description
     assert revision.plan.steps[2].depends_on == ["step_1", "step_2"]
+
+
+# -- the replanner's tokens count toward AGENTIC_RUN_MAX_TOKENS -------------------------------
+
+@pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
+def test_replanning_tokens_count_toward_the_run_token_budget(
+        backend, iterative_env, tmp_path, scripted_llm, monkeypatch, capsys):
+    """The scripted server reports usage (prompt words, reply words). A budget one token
+    above what step_1 spends lets step_1 finish; the first round's tokens then spend it,
+    so the run stops before step_2 starts (``budget_exceeded``, exit 5)."""
+    from agentic_orchestration.errors import EXIT_BUDGET_EXCEEDED
+
+    if backend == "subprocess":
+        for name, value in WORKERS.items():
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AGENTIC_MAX_REPLANS", "1")
+    script(scripted_llm, [ROUND_1, ROUND_1])
+    assert main(["--dynamic-iterative", "tea"]) == 0  # unlimited: what each part spends
+    capsys.readouterr()
+    [free] = list_sessions()
+    step_1 = next(s for s in free.steps if s["step_id"] == "step_1")["usage"]["total_tokens"]
+    [round_1] = free.revisions
+    assert step_1 > 0 and round_1["prompt_tokens"] > 0 and round_1["completion_tokens"] > 0
+
+    monkeypatch.setenv("AGENTIC_RUN_MAX_TOKENS", str(step_1 + 1))
+    scripted_llm.requests.clear()
+    code = main(["--dynamic-iterative", "tea"])
+
+    out = capsys.readouterr().out
+    assert code == EXIT_BUDGET_EXCEEDED, out
+    assert "(progress) replan 1/1: revised step_2; added step_3" in out
+    assert "(progress) budget exceeded: token budget spent" in out
+    texts = scripted_llm.user_texts()
+    assert not any("BRAVO2" in t and "Revise" not in t for t in texts)  # step_2 never ran
+    record = next(r for r in list_sessions() if r.run_id != free.run_id)
+    assert record.status == "budget_exceeded"
+    assert [s["step_id"] for s in record.steps] == ["step_1"]
+    assert record.revisions[0]["prompt_tokens"] == round_1["prompt_tokens"]
+
+
+# -- a revision may add a step on the embedded model: workers get its URL up front ----------
+
+LOCAL_AGENT = """\
+- id: local_writer
+  type: local
+  role: Writer
+  goal: Write text.
+  backstory: Clear.
+  planner_hint: writing, offline
+  priority: 50
+"""
+
+
+def test_workers_get_the_local_model_url_when_a_revision_may_add_a_local_step(
+        tmp_path, scripted_llm, bundled_model_path, monkeypatch):
+    """The decision, without starting the model: ``ensure_local_server`` is replaced by a
+    stub that only says it was asked (the workers' environment is fixed at launch)."""
+    from conftest import write_catalog
+
+    import agentic_orchestration.providers.local_model as local_model
+    from agentic_orchestration.orchestration.backends.distributed import worker_env
+    from agentic_orchestration.orchestration.iterative import may_add_local_steps
+    from agentic_orchestration.orchestration.workflow_materializer import build_step_specs
+    from agentic_orchestration.planning import DynamicPlanner
+    from agentic_orchestration.planning.replanner import IterativePlan
+
+    monkeypatch.setenv("AGENTIC_LOCAL_MODEL_PATH", str(bundled_model_path))
+    monkeypatch.delenv("AGENTIC_LOCAL_LLM_URL", raising=False)
+    started: list[str] = []
+    monkeypatch.setattr(local_model, "ensure_local_server",
+                        lambda: started.append("yes") or "http://127.0.0.1:9/v1")
+
+    def iterative_on(agents_extra: str, *, rounds: int = 2) -> tuple[IterativePlan, list]:
+        base = write_catalog(tmp_path / f"c{len(agents_extra)}{rounds}",
+                             base_url=scripted_llm.base_url)
+        agents = base / "agent_providers" / "agents.yaml"
+        agents.write_text(agents.read_text() + agents_extra)
+        monkeypatch.setenv("AGENTIC_CONFIG_DIR", str(base))
+        catalog = load_catalog()
+        plan = plan_from_data(PLAN, catalog, goal="tea")  # both steps on fake (openai) agents
+        replanner = Replanner(catalog, planner=DynamicPlanner(catalog, provider="fake_writer"))
+        specs = build_step_specs(plan, catalog, run_id="r", run_store_path=str(tmp_path))
+        return IterativePlan(plan, replanner, max_rounds=rounds), specs
+
+    iterative, specs = iterative_on(LOCAL_AGENT)
+    assert any(a.id == "local_writer" for a in iterative.replanner.catalog.available_agents)
+    assert may_add_local_steps(iterative)
+    assert "AGENTIC_LOCAL_LLM_URL" not in worker_env(specs)  # the plan alone needs no model
+    env = worker_env(specs, may_add_local=True)
+    assert env["AGENTIC_LOCAL_LLM_URL"] == "http://127.0.0.1:9/v1" and started == ["yes"]
+
+    iterative.records = [{"round": 1}, {"round": 2}]  # no revision left to make
+    assert not may_add_local_steps(iterative)
+    assert not may_add_local_steps(iterative_on("")[0])  # no local agent to choose
+
+
+def test_resume_of_an_in_process_iterative_run_is_one_clear_line_and_exit_2(
+        iterative_env, scripted_llm, monkeypatch, capsys):
+    monkeypatch.setenv("AGENTIC_MAX_REPLANS", "1")
+    script(scripted_llm, [DONE])
+    assert main(["--dynamic-iterative", "tea"]) == 0
+    capsys.readouterr()
+    [record] = list_sessions()
+    assert record.last_execution_backend == "inprocess"
+
+    assert main(["--resume", record.run_id]) == 2
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: run {record.run_id} ran in-process, which keeps no run store: it "
+                   "cannot be resumed (run it with --execution-backend subprocess to make it "
+                   "resumable)"]

@@ -306,6 +306,21 @@ def run(
                                  record=record)
 
 
+def _refuse_in_process_run(run_id: str) -> None:
+    """One clear line (exit 2) for a run whose session says it ran in-process: that backend
+    keeps no run store, so there is nothing to resume from (iterative runs included)."""
+    from agentic_orchestration.sessions.orchestrator_session import load_session
+
+    try:
+        backend = load_session(run_id).last_execution_backend
+    except ConfigError:
+        return  # no session: load_run_meta names what is missing
+    if backend == "inprocess":
+        raise ConfigError(f"run {run_id} ran in-process, which keeps no run store: it cannot "
+                          "be resumed (run it with --execution-backend subprocess to make "
+                          "it resumable)")
+
+
 def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = False) -> int:
     """Continue a distributed run from its run store (``main.py --resume RUN_ID``)."""
     from agentic_orchestration.orchestration.backends import execution_backend_from_env
@@ -313,6 +328,7 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     from agentic_orchestration.sessions.orchestrator_session import load_session, start_session
 
     _check_output_folders(run_store=True)
+    _refuse_in_process_run(run_id)
     meta = load_run_meta(run_store_from_env(), run_id)  # exit 2 naming run.json and field
     config: WorkflowConfig = meta.plan
     backend = execution_backend_from_env(backend_override or meta.backend)

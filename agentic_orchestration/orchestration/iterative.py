@@ -8,7 +8,7 @@ ids and fingerprint, and the ``revisions`` list, so ``--resume`` continues from 
 recorded plan), and turns the steps still to run into step specs with the same
 materializer as the first plan (so a revised step resolves exactly as a planned one).
 In-process runs use the same ``IterativePlan`` between kickoffs
-(``backends._crewai_iterative``).
+(``backends._crewai_graph``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,22 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["record_plan", "spec_reviser"]
+__all__ = ["may_add_local_steps", "record_plan", "spec_reviser"]
+
+
+def may_add_local_steps(iterative: IterativePlan) -> bool:
+    """Whether a revision of this run may add a step on the embedded ``local`` model.
+
+    The coordinator starts the embedded model and gives workers its URL
+    (``AGENTIC_LOCAL_LLM_URL``) when the launcher is made, from the first plan's steps; a
+    worker environment cannot change afterwards (a warm zygote or a pod template is fixed).
+    So an iterative run decides up front: revisions are left to make, they are free to
+    choose agents (not pinned to the pending steps, ``Replanner.pinned``), and the
+    replanner's catalog offers a ``local`` agent.
+    """
+    if iterative.rounds >= iterative.max_rounds or iterative.replanner.pinned:
+        return False
+    return any(a.type == "local" for a in iterative.replanner.catalog.available_agents)
 
 
 def record_plan(store: RunStore, run_id: str, iterative: IterativePlan,

@@ -67,6 +67,9 @@ class PlanStats:
     problems: list[list[str]] = field(default_factory=list)
     #: Steps cut from the accepted answer because they repeated an earlier step.
     trimmed_steps: int = 0
+    #: Tokens the planner's calls spent, as the server reported them (0 when it did not).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class DynamicPlanner:
@@ -153,7 +156,7 @@ class DynamicPlanner:
         try:
             for attempt in (1, 2):
                 stats.attempts = attempt
-                answer = self._complete(client, url, messages, schema)
+                answer = self._complete(client, url, messages, schema, usage=stats)
                 data, problems = parse_answer(answer)
                 if not problems:
                     data, trimmed = normalise_plan(data)
@@ -227,20 +230,31 @@ class DynamicPlanner:
         }
 
     def _complete(self, client: Any, url: str, messages: list[dict[str, str]],
-                  schema: dict[str, Any]) -> str | None:
+                  schema: dict[str, Any], *, max_tokens: int | None = None,
+                  usage: Any = None) -> str | None:
+        """One constrained completion. ``max_tokens`` overrides the plan's bound (the
+        replanner's pinned revisions need fewer); ``usage`` (anything with
+        ``prompt_tokens``/``completion_tokens``) gets the tokens the server reported."""
         import openai
 
+        options = self._request_options()
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
         try:
             response = client.chat.completions.create(
                 model=self.provider.model_name,
                 messages=messages,
                 response_format={"type": "json_schema",
                                  "json_schema": {"name": "plan", "schema": schema}},
-                **self._request_options(),
+                **options,
             )
         except openai.APIError as exc:
             raise PlanError(f"planner {self.provider.id} at {url} failed: "
                             f"{self._scrub(_describe(exc))}") from exc
+        reported = getattr(response, "usage", None)
+        if usage is not None and reported is not None:
+            usage.prompt_tokens += int(getattr(reported, "prompt_tokens", 0) or 0)
+            usage.completion_tokens += int(getattr(reported, "completion_tokens", 0) or 0)
         if not response.choices:
             return None
         return response.choices[0].message.content

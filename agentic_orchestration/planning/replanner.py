@@ -15,6 +15,17 @@ Why it is built this way:
   few fresh ones, so a finished step's id cannot even be written: finished steps can never
   be changed. ``depends_on`` may name finished or revised steps; unknown ids, self
   references and cycles go through the repair turn (``plan_validation``).
+- A small base model (the embedded Gemma, prompted as documents) gets a *pinned* revision,
+  as the planner pins its plans (``DynamicPlanner._skeleton``): either ``done`` with no
+  steps, or exactly the pending steps, ids and agents fixed, texts free. Unpinned, it wrote
+  up to ``AGENTIC_MAX_PLAN_STEPS`` steps at about 3-13 tokens/s under the grammar (a
+  ``max_tokens`` of 80 + 180 per step), often ``done: false`` with no steps, which cost
+  a repair turn on top: one round did not finish in 10 minutes. Pinned, a round generates
+  what a plan does and costs about as much (``benchmarks/bench_replan_local.py``). Such a
+  model can end the plan early or rewrite what is left, not add steps.
+- Every round records the tokens its calls spent (``prompt_tokens``/``completion_tokens``,
+  as the server reports them); ``IterativePlan.budget`` counts them toward
+  ``AGENTIC_RUN_MAX_TOKENS``.
 - An answer still invalid after the repair, or a failed call, keeps the current plan: the
   run goes on with what it had (recorded as an invalid revision), because losing finished
   work to a bad replanner answer is worse than running the plan as planned.
@@ -51,6 +62,7 @@ from agentic_orchestration.planning.plan_validation import (
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs.catalog import Catalog
     from agentic_orchestration.orchestration.backends.base import StepResult
+    from agentic_orchestration.orchestration.budget import RunBudget
     from agentic_orchestration.planning.dynamic_planner import DynamicPlanner
 
 logger = logging.getLogger(__name__)
@@ -84,6 +96,11 @@ class Revision:
     seconds: float = 0.0
     #: LLM calls this round made: 1, or 2 when the repair turn was needed.
     attempts: int = 0
+    #: Tokens those calls spent (what the server reported; 0 when it did not).
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: True when the answer was pinned to the pending steps (a base model, see above).
+    pinned: bool = False
     provider_id: str = ""
     #: The whole plan after this round (the same plan when nothing changed).
     plan: WorkflowConfig | None = None
@@ -91,6 +108,10 @@ class Revision:
     @property
     def changed(self) -> bool:
         return bool(self.revised or self.added or self.removed)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     def summary(self) -> str:
         """``kept a; revised b; added c; removed d (reason)``: the progress line's text."""
@@ -114,20 +135,45 @@ class Revision:
                 "reason": self.reason, "kept": self.kept, "revised": self.revised,
                 "added": self.added, "removed": self.removed, "error": self.error,
                 "seconds": round(self.seconds, 3), "attempts": self.attempts,
-                "provider": self.provider_id,
+                "provider": self.provider_id, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
                 "steps": steps}
 
 
 def build_revision_schema(catalog: Catalog, *, finished: list[str], ids: list[str],
-                          max_steps: int) -> dict[str, Any]:
+                          max_steps: int,
+                          pinned: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """JSON Schema of a revision: ``done`` first (under a grammar the model decides that
     before writing steps), a bounded ``reason``, then the remaining steps with ids from
-    ``ids`` (pending and fresh) only."""
+    ``ids`` (pending and fresh) only.
+
+    ``pinned`` (``(step id, agent id)`` of each pending step, for a base model): the answer
+    is either ``done`` with ``steps: []`` or ``done: false`` with exactly those steps, in
+    that order, each with its id and agent fixed and no ``depends_on`` (they keep theirs).
+    """
     step = step_schema(catalog, depends_on_ids=[*finished, *ids], id_enum=ids)
+    reason = {"type": "string", "minLength": 1, "maxLength": _REASON_MAX_CHARS}
+    if pinned is not None:
+        plain = {k: v for k, v in step["properties"].items() if k != "depends_on"}
+        fixed = [{**step, "properties": {**plain, "id": {"type": "string", "enum": [sid]},
+                                         "agent_provider": {"type": "string",
+                                                            "enum": [agent]}}}
+                 for sid, agent in pinned]
+        empty = {"type": "array", "items": step, "maxItems": 0}
+        # Two exact shapes: the grammar settles which with the first token after "done".
+        return {"anyOf": [
+            {"type": "object", "properties": {"done": {"const": True}, "reason": reason,
+                                              "steps": empty},
+             "required": ["done", "reason", "steps"], "additionalProperties": False},
+            {"type": "object", "properties": {
+                "done": {"const": False}, "reason": reason,
+                "steps": {"type": "array", "prefixItems": fixed, "items": False,
+                          "minItems": len(fixed), "maxItems": len(fixed)}},
+             "required": ["done", "reason", "steps"], "additionalProperties": False}]}
     return {"type": "object",
             "properties": {
                 "done": {"type": "boolean"},
-                "reason": {"type": "string", "minLength": 1, "maxLength": _REASON_MAX_CHARS},
+                "reason": reason,
                 "steps": {"type": "array", "items": step, "minItems": 0,
                           "maxItems": max_steps}},
             "required": ["done", "reason", "steps"], "additionalProperties": False}
@@ -155,6 +201,17 @@ class Replanner:
     def provider_id(self) -> str:
         return self.planner.provider_id
 
+    @property
+    def pinned(self) -> bool:
+        """Whether revisions are pinned to the pending steps: the planner model is the
+        embedded base model prompted as documents (the condition under which the planner
+        pins its plans too)."""
+        if self.planner.provider.entry.type != "local":
+            return False
+        from agentic_orchestration.providers.local_model import local_prompt_style
+
+        return local_prompt_style() == "document"
+
     def revise(self, goal: str, plan: WorkflowConfig, results: list[StepResult], *,
                round_no: int, rounds: int, used_ids: set[str] | None = None) -> Revision:
         """One round: the revision of ``plan`` given the finished ``results``.
@@ -168,9 +225,25 @@ class Replanner:
         finished = [s for s in plan.steps if s.id in outputs]
         pending = [s for s in plan.steps if s.id not in outputs]
         fresh = _fresh_ids({s.id for s in plan.steps} | (used_ids or set()), self.max_steps)
+        revision.pinned = self.pinned
+        if revision.pinned:
+            if not pending:  # nothing a pinned answer could change: the plan is over
+                revision.done, revision.reason = True, "no step left to revise"
+                return revision
+            fresh = []
         ids = [s.id for s in pending] + fresh
-        schema = build_revision_schema(self.catalog, finished=[s.id for s in finished],
-                                       ids=ids, max_steps=self.max_steps)
+        schema = build_revision_schema(
+            self.catalog, finished=[s.id for s in finished], ids=ids,
+            max_steps=self.max_steps,
+            pinned=[(s.id, s.agent_provider) for s in pending] if revision.pinned else None)
+        # The answer's size bounds the call: a pinned one holds the pending steps only.
+        from agentic_orchestration.planning.dynamic_planner import (
+            _TOKENS_FIXED,
+            _TOKENS_PER_STEP,
+        )
+
+        max_tokens = _TOKENS_FIXED + _TOKENS_PER_STEP * (
+            len(pending) if revision.pinned else self.max_steps)
         prompt = build_replan_prompt(goal, self.catalog,
                                      finished=[(s, outputs[s.id]) for s in finished],
                                      pending=pending, new_ids=fresh, max_steps=self.max_steps,
@@ -180,7 +253,8 @@ class Replanner:
             client, url = self.planner._client()
             for attempt in (1, 2):
                 revision.attempts = attempt
-                answer = self.planner._complete(client, url, messages, schema)
+                answer = self.planner._complete(client, url, messages, schema,
+                                                max_tokens=max_tokens, usage=revision)
                 data, problems = parse_answer(answer)
                 if not problems:
                     problems = self._problems(data, schema, finished, pending)
@@ -303,6 +377,8 @@ class IterativePlan:
                            else settings.get_int("AGENTIC_MAX_REPLANS", minimum=0))
         self.records: list[dict[str, Any]] = list(revisions or [])
         self.listeners: list[Callable[[Revision], None]] = []
+        #: The running run's budget (set by the backend): each round's tokens count.
+        self.budget: RunBudget | None = None
         self.used_ids = {s.id for s in plan.steps} | {
             i for r in self.records for key in ("removed", "added") for i in r.get(key, [])}
 
@@ -321,6 +397,8 @@ class IterativePlan:
         if revision.valid and revision.plan is not None:
             self.plan = revision.plan
             self.used_ids |= {s.id for s in revision.plan.steps}
+        if self.budget is not None and revision.tokens:
+            self.budget.add_tokens(revision.tokens)  # may trip it: the run then stops
         logger.info("replan %d/%d by %s in %.1fs: %s", revision.round, self.max_rounds,
                     revision.provider_id, revision.seconds, revision.summary())
         self.records.append(revision.to_dict())

@@ -11,10 +11,11 @@ coordinator does between steps: it closes the finished step (timing, token usage
 and opens the next step (``before_task``, progress). A blank answer fails the step there
 (recoverable), which stops the crew.
 
-Steps that depend on steps (``depends_on``) run in a valid order (``step_graph``: the
-written order wherever the graph allows it) and each task gets the outputs of all its
-dependencies (``step_context.prepare_step_inputs``); the crew itself stays sequential, so
-a failed step stops the run here (distributed backends let independent branches finish).
+A plan whose steps declare ``depends_on`` (not a plain chain), and an iterative run
+(``--dynamic-iterative``), are one kickoff per ready wave instead (``_crewai_graph``): a
+failed step then stops only what depends on it and independent branches finish, as on the
+distributed backends. Each task gets the outputs of all its dependencies
+(``step_context.prepare_step_inputs``).
 
 Run budgets (``budget.RunBudget``) are checked after every LLM call (the agents' CrewAI
 ``step_callback``) and between steps; a spent budget raises ``BudgetExceeded`` from there,
@@ -117,12 +118,11 @@ class CrewAIExecutionBackend(ExecutionBackend):
         catalog = catalog if catalog is not None else load_catalog()
         catalog.check_workflow(config)
         check_mcp_env(config, catalog)  # before any step, as on the subprocess backend
-        if options.replan is not None:  # --dynamic-iterative: one kickoff per ready wave
-            from agentic_orchestration.orchestration.backends._crewai_iterative import (
-                run_iterative,
-            )
+        if options.replan is not None or not StepGraph.from_steps(config.steps).is_chain:
+            # A graph or an iterative plan: one kickoff per ready wave (_crewai_graph).
+            from agentic_orchestration.orchestration.backends._crewai_graph import run_graph
 
-            return run_iterative(self, options=options, catalog=catalog)
+            return run_graph(self, config, options=options, catalog=catalog)
         config = in_run_order(config)
         reporter = self._reporter(options)
         reporter.run_started(options.run_id, len(config.steps), self.name, steps=config.steps)

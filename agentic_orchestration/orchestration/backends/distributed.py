@@ -21,6 +21,7 @@ from agentic_orchestration.orchestration.backends.base import (
     StepSpec,
     WorkflowExecutionResult,
 )
+from agentic_orchestration.orchestration.budget import RunBudget
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
@@ -32,11 +33,17 @@ logger = logging.getLogger(__name__)
 __all__ = ["DistributedExecutionBackend", "worker_env"]
 
 
-def worker_env(specs: list[StepSpec]) -> dict[str, str]:
+def uses_local_model(specs: list[StepSpec], *, may_add_local: bool = False) -> bool:
+    """Whether workers need the embedded model's URL: a step uses it, or (``may_add_local``,
+    an iterative run, ``iterative.may_add_local_steps``) a revision may add one."""
+    return may_add_local or any(spec.agent_provider.get("type") == "local" for spec in specs)
+
+
+def worker_env(specs: list[StepSpec], *, may_add_local: bool = False) -> dict[str, str]:
     """The environment workers get: this process's, plus the embedded model's URL when a
-    step uses it (the coordinator starts the model once; workers share it)."""
+    step uses it or may (the coordinator starts the model once; workers share it)."""
     env = dict(os.environ)
-    if any(spec.agent_provider.get("type") == "local" for spec in specs):
+    if uses_local_model(specs, may_add_local=may_add_local):
         from agentic_orchestration.providers.local_model import ensure_local_server
 
         env["AGENTIC_LOCAL_LLM_URL"] = ensure_local_server()
@@ -56,6 +63,9 @@ class DistributedExecutionBackend(ExecutionBackend):
                  run_store: FileSystemRunStore | None = None) -> None:
         self._launcher = launcher
         self._store = run_store
+
+    #: The running run replans and a revision may add an embedded-model step (``_run``).
+    may_add_local: bool = False
 
     @property
     def supports_distributed_steps(self) -> bool:
@@ -121,9 +131,16 @@ class DistributedExecutionBackend(ExecutionBackend):
                 **({"iterative": options.replan.meta(), "revisions": options.replan.records}
                    if options.replan is not None else {})))
         reviser = None
+        budget = RunBudget.from_settings()
+        self.may_add_local = False
         if options.replan is not None:  # --dynamic-iterative: replan between steps
-            from agentic_orchestration.orchestration.iterative import spec_reviser
+            from agentic_orchestration.orchestration.iterative import (
+                may_add_local_steps,
+                spec_reviser,
+            )
 
+            options.replan.budget = budget  # the replanner's tokens count too
+            self.may_add_local = may_add_local_steps(options.replan)
             reviser = spec_reviser(options.replan, store=store, run_id=run_id,
                                    materialize=lambda plan: build_step_specs(
                                        plan, catalog, run_id=run_id,
@@ -137,7 +154,7 @@ class DistributedExecutionBackend(ExecutionBackend):
             return coordinator.run_workflow(
                 specs, launcher=launcher, run_store=store, run_options=options, resume=resume,
                 timeout=float(settings.get_int("AGENTIC_STEP_TIMEOUT_SECONDS", minimum=1)),
-                reviser=reviser)
+                budget=budget, reviser=reviser)
         finally:
             if self._launcher is None:
                 launcher.close()

@@ -25,7 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import ConfigError
-from agentic_orchestration.orchestration.backends.distributed import DistributedExecutionBackend
+from agentic_orchestration.orchestration.backends.distributed import (
+    DistributedExecutionBackend,
+    uses_local_model,
+)
 
 if TYPE_CHECKING:
     from agentic_orchestration.catalogs import Catalog, WorkflowConfig
@@ -87,7 +90,7 @@ class KubernetesExecutionBackend(DistributedExecutionBackend):
 
         assert self.config is not None  # set whenever no launcher was injected
         config = self.config
-        if any(spec.agent_provider.get("type") == "local" for spec in specs):
+        if uses_local_model(specs, may_add_local=self.may_add_local):
             from agentic_orchestration.providers.local_model import ensure_local_server
 
             url = ensure_local_server()  # AGENTIC_LOCAL_LLM_URL (a Service) wins

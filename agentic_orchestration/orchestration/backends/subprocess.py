@@ -37,7 +37,7 @@ class SubprocessExecutionBackend(DistributedExecutionBackend):
         )
         from agentic_orchestration.orchestration.backends.warm_launcher import WarmLauncher
 
-        env = worker_env(specs)
+        env = worker_env(specs, may_add_local=self.may_add_local)
         cold = ColdLauncher(env=env)
         if not settings.get_bool("AGENTIC_SUBPROCESS_WARM"):
             return cold
