@@ -101,7 +101,7 @@ def run_graph(backend: CrewAIExecutionBackend, config: WorkflowConfig, *,
     backend.last_timings = timings = ExecutionTimings()
     reporter = backend._reporter(options)
     plan = iterative.plan if iterative is not None else config
-    reporter.run_started(options.run_id, len(plan.steps), backend.name)
+    reporter.run_started(options.run_id, len(plan.steps), backend.name, steps=plan.steps)
     budget = RunBudget.from_settings().start()
     if iterative is not None:
         iterative.budget = budget  # the replanner's tokens count too
