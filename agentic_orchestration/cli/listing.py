@@ -1,9 +1,19 @@
-"""``--list-agents``, ``--list-mcps``, ``--list-workflows``: each entry, available or why not."""
+"""``--list-agents``, ``--list-mcps``, ``--list-workflows``: each entry, available or why not.
+
+The rows come from ``catalogs.listing`` (the web UI's catalog page shows the same ones);
+this module only lays them out as tables for the backend ``AGENTIC_EXECUTION_BACKEND``
+names.
+"""
 
 from __future__ import annotations
 
 from agentic_orchestration.catalogs import Catalog, load_catalog
-from agentic_orchestration.errors import AgenticError
+from agentic_orchestration.catalogs.listing import (
+    agent_rows,
+    for_backend,
+    mcp_rows,
+    workflow_rows,
+)
 
 __all__ = ["run_listings"]
 
@@ -19,13 +29,13 @@ def _table(title: str, rows: list[tuple[str, str, str, str]]) -> list[str]:
     return lines
 
 
+def _status(available: bool) -> str:
+    return "available" if available else "filtered out"
+
+
 def _agent_lines(catalog: Catalog) -> list[str]:
-    rows = []
-    for entry in sorted(catalog.agents.values(), key=lambda e: (e.priority, e.id)):
-        reason = catalog.agent_exclusions.get(entry.id)
-        status = "available" if reason is None else "filtered out"
-        detail = entry.role if reason is None else reason
-        rows.append((entry.id, entry.type, status, detail))
+    rows = [(a["id"], a["type"], _status(a["available"]),
+             a["role"] if a["available"] else a["reason"]) for a in agent_rows(catalog)]
     lines = _table("Agent providers (id, type, status, role or reason):", rows)
     if any(e.type == "local" for e in catalog.available_agents):
         from agentic_orchestration.providers.local_model import describe_local_model
@@ -35,46 +45,35 @@ def _agent_lines(catalog: Catalog) -> list[str]:
 
 
 def _mcp_lines(catalog: Catalog) -> list[str]:
-    rows = []
-    for entry in catalog.mcps.values():
-        reason = catalog.mcp_exclusions.get(entry.id)
-        status = "available" if reason is None else "filtered out"
-        detail = (entry.description or entry.planner_hint) if reason is None else reason
-        rows.append((entry.id, entry.transport, status, detail))
+    rows = [(m["id"], m["transport"], _status(m["available"]),
+             m["description"] if m["available"] else m["reason"]) for m in mcp_rows(catalog)]
     return _table("MCP providers (id, transport, status, description or reason):", rows)
 
 
-def _workflow_lines(catalog: Catalog) -> list[str]:
+def _workflow_lines(catalog: Catalog, backend: str) -> list[str]:
     rows = []
-    for workflow in catalog.workflows.values():
-        try:
-            catalog.check_workflow(workflow)
-            notes = []
-            for step in workflow.steps:
-                if step.agent_provider in catalog.agent_exclusions:
-                    notes.append(f"{step.agent_provider} substituted")
-                notes += [f"{m} dropped" for m in step.mcp_providers if m in catalog.mcp_exclusions]
-            status = "available"
-            detail = workflow.description + (f" ({'; '.join(notes)})" if notes else "")
-        except AgenticError as exc:
-            status, detail = "filtered out", str(exc)
-        rows.append((workflow.name, f"{len(workflow.steps)} steps", status, detail))
+    for workflow in workflow_rows(catalog, backends=(backend,)):
+        verdict = workflow["backends"][backend]
+        notes = verdict["notes"]
+        detail = (workflow["description"] + (f" ({'; '.join(notes)})" if notes else "")
+                  if verdict["runnable"] else verdict["reason"])
+        rows.append((workflow["name"], f"{len(workflow['steps'])} steps",
+                     _status(verdict["runnable"]), detail))
     return _table("Workflows (name, steps, status, description or reason):", rows)
 
 
 def run_listings(*, agents: bool, mcps: bool, workflows: bool) -> int:
     from agentic_orchestration.orchestration.backends.factory import backend_name_from_env
-    from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
 
-    # In kubernetes mode an MCP its pods cannot run is out, and says why.
-    catalog = catalog_for_backend(load_catalog(include_workflows=workflows),
-                                  backend_name_from_env())
+    backend = backend_name_from_env()
+    loaded = load_catalog(include_workflows=workflows)
+    catalog = for_backend(loaded, backend)  # on kubernetes an MCP its pods cannot run is out
     blocks = []
     if agents:
         blocks.append(_agent_lines(catalog))
     if mcps:
         blocks.append(_mcp_lines(catalog))
     if workflows:
-        blocks.append(_workflow_lines(catalog))
+        blocks.append(_workflow_lines(loaded, backend))
     print("\n\n".join("\n".join(block) for block in blocks))
     return 0

@@ -1,7 +1,8 @@
 """The web UI: start a run, watch its steps live, cancel it, look back at every run.
 
 ``main.py --web`` serves it (``cli``). Each run is a ``main.py`` child process whose
-``(progress)`` lines become server-sent events (``runs``, ``progress_events``); past runs
+coordinator writes typed events to a file the server follows (``orchestration.events``,
+``runs``); they become server-sent events with replay on reconnect; past runs
 and the learning statistics come from the sessions database. The page is plain HTML, CSS
 and JavaScript under ``static/``, no build step and nothing fetched from elsewhere.
 
@@ -9,10 +10,9 @@ Starlette and uvicorn are imported by ``server`` and ``cli`` only, so importing 
 package stays light.
 """
 
-from agentic_orchestration.web.progress_events import parse_progress_line
 from agentic_orchestration.web.runs import LiveRun, RunManager
 
-__all__ = ["LiveRun", "RunManager", "create_app", "parse_progress_line"]
+__all__ = ["LiveRun", "RunManager", "create_app"]
 
 
 def create_app(**kwargs):

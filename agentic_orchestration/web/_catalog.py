@@ -1,8 +1,8 @@
 """What the web UI shows of the catalogs, and the plan-only preview.
 
 - ``catalog(backend)``: every agent and MCP provider, available or filtered out and why,
-  exactly as ``main.py --list-agents --list-mcps`` decides it (``catalogs.load_catalog``'s
-  filters, then ``catalog_for_backend``: on kubernetes an MCP its pods cannot run is out).
+  and every static workflow with its steps and the backends it can run on: the rows
+  ``main.py --list-agents --list-mcps --list-workflows`` prints (``catalogs.listing``).
 - ``preview_plan(...)``: ``main.py ... --plan-only`` as a child process (the planner may
   call an LLM and import CrewAI, which stays out of the server as runs do), its JSON plan
   read back, or the CLI's ``error:`` line when it could not plan.
@@ -30,26 +30,12 @@ PLAN_TIMEOUT_SECONDS = 120.0
 
 
 def catalog(backend: str) -> dict[str, Any]:
-    """Agents (best first, as the planner sees them) and MCP servers, each with
-    ``available`` and, when filtered out, ``reason``."""
-    from agentic_orchestration.catalogs import load_catalog
-    from agentic_orchestration.orchestration.k8s_mcp_compat import catalog_for_backend
+    """``catalogs.listing.catalog_listing``: agents (best first, as the planner sees them)
+    and MCP servers on ``backend``, each ``available`` or not and why, and every static
+    workflow with its steps and whether it can run on each backend; secrets masked."""
+    from agentic_orchestration.catalogs.listing import catalog_listing
 
-    cat = catalog_for_backend(load_catalog(include_workflows=False), backend)
-    agents = []
-    for entry in sorted(cat.agents.values(), key=lambda e: (e.priority, e.id)):
-        reason = cat.agent_exclusions.get(entry.id)
-        agents.append({"id": entry.id, "type": entry.type, "model": entry.model,
-                       "role": entry.role, "planner_hint": entry.planner_hint,
-                       "priority": entry.priority, "available": reason is None,
-                       "reason": reason})
-    mcps = []
-    for entry in cat.mcps.values():
-        reason = cat.mcp_exclusions.get(entry.id)
-        mcps.append({"id": entry.id, "transport": entry.transport,
-                     "description": entry.description or entry.planner_hint,
-                     "available": reason is None, "reason": reason})
-    return redact_obj({"backend": backend, "agents": agents, "mcps": mcps})
+    return redact_obj(catalog_listing(backend))
 
 
 @dataclass

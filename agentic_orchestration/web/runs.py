@@ -1,4 +1,4 @@
-"""The web UI's run manager: each run is a ``main.py`` child process, followed by its output.
+"""The web UI's run manager: each run is a ``main.py`` child process, followed by its events.
 
 Why a child process and not a thread: a run imports CrewAI, may start worker processes and
 an embedded model, and can be killed or crash without taking the web server down, exactly
@@ -7,9 +7,15 @@ as the spec's web server spawned ``python main.py``. The server picks the run id
 
 What is read back:
 
-- stdout, line by line: ``(progress)`` lines become events (``progress_events``), masked
-  again here; everything else goes to a short log tail.
-- stderr: the log tail, and the CLI's ``error: ...`` line, shown as the run's error.
+- the run's events: each child gets ``AGENTIC_EVENTS_FILE`` naming ``events.jsonl`` in the
+  run's own folder (``<AGENTIC_SESSIONS_PATH>/web-runs/<run_id>/``), where its coordinator
+  (``orchestration.events``, both backends) appends one typed JSON event per line. A
+  follower thread reads new whole lines as they come, masks them again and hands them to
+  the page. Nothing is parsed out of the child's prose.
+- stdout and stderr: the run's log (``output.log`` in the same folder) and a short tail
+  for the page; the CLI's ``error: ...`` line on stderr is shown as the run's error. A
+  ``(progress)`` line on stdout only wakes the follower early (the event it announces is
+  written before it), so the page does not wait for the next poll.
 - at exit: the run's session (the sessions database) says the final status.
 
 Cancel sends SIGUSR1: the CLI turns it into ``RunOptions.cancel.cancel(...)``, so the
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -31,12 +38,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from agentic_orchestration.errors import EXIT_INTERRUPTED
-from agentic_orchestration.redaction import redact_text
+from agentic_orchestration.orchestration.events import EVENTS_ENV, read_events
+from agentic_orchestration.redaction import redact_obj, redact_text
 from agentic_orchestration.web import _sessions
-from agentic_orchestration.web.progress_events import parse_progress_line
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,9 @@ __all__ = ["LiveRun", "RunManager", "default_command"]
 #: Statuses a finished run can have (the session's, or from the exit code without one).
 FINAL = ("ok", "failed", "cancelled", "interrupted", "budget_exceeded")
 LOG_TAIL_LINES = 200
+#: How often the follower looks for new events when no ``(progress)`` line woke it.
+POLL_SECONDS = 0.05
+_PROGRESS = "(progress) "
 
 
 def default_command() -> list[str]:
@@ -72,6 +83,8 @@ class LiveRun:
     error: str | None = None
     cancel_requested: bool = False
     total_steps: int | None = None
+    folder: Path | None = None
+    plan: list[dict[str, Any]] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     log_tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
@@ -132,12 +145,16 @@ class RunManager:
     Args:
         command: The program before the run's flags; default ``python main.py``.
         env: Extra environment for every run (on top of this process's).
+        state_dir: Where each run gets its folder (events, log); default
+            ``<AGENTIC_SESSIONS_PATH>/web-runs``.
     """
 
     def __init__(self, *, command: Sequence[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 state_dir: Path | str | None = None) -> None:
         self.command = list(command) if command is not None else default_command()
         self.env = dict(env or {})
+        self._state_dir = Path(state_dir) if state_dir is not None else None
         self._runs: dict[str, LiveRun] = {}
         self._procs: dict[str, subprocess.Popen[str]] = {}
         self._followers: dict[str, threading.Thread] = {}
@@ -160,7 +177,10 @@ class RunManager:
 
         run = LiveRun(run_id=new_run_id(), goal=goal, workflow=workflow, backend=backend,
                       created_at=utc_now())
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        run.folder = self.state_dir() / run.run_id
+        run.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1",
+               EVENTS_ENV: str(run.folder / "events.jsonl")}
         if backend == "subprocess" and "AGENTIC_SUBPROCESS_WORKERS" not in env:
             # Picking "subprocess" on the page means worker processes (without the
             # variable the CLI runs that backend in-process).
@@ -178,33 +198,70 @@ class RunManager:
         follower.start()
         return run
 
+    def state_dir(self) -> Path:
+        if self._state_dir is None:
+            from agentic_orchestration.sessions.orchestrator_session import sessions_dir
+
+            self._state_dir = sessions_dir() / "web-runs"
+        return self._state_dir
+
     # -- reading --------------------------------------------------------------------------
     def _follow(self, run: LiveRun, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        stderr = threading.Thread(target=self._read_stderr, args=(run, proc.stderr),
-                                  name=f"web-stderr-{run.run_id}", daemon=True)
-        stderr.start()
-        for raw in proc.stdout:
-            line = redact_text(raw.rstrip("\n"))
-            event = parse_progress_line(line)
-            if event is None:
-                run.log_tail.append(line)
-                continue
-            if event["kind"] == "run_started":
-                run.status, run.total_steps = "running", event["total"]
-                run.backend = event["backend"] or run.backend
-            run.add_event(event)
-        exit_code = proc.wait()
-        stderr.join(timeout=5)  # its ``error:`` line belongs in the final event
-        self._finish(run, exit_code)
+        """Follow ``events.jsonl`` until the child has exited and its output is read."""
+        assert run.folder is not None
+        wake = threading.Event()
+        # O_APPEND: each line is one write, so stdout's and stderr's readers never mix.
+        log = os.open(run.folder / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        readers = [threading.Thread(target=self._read_output, args=(run, stream, log, wake),
+                                    name=f"web-{name}-{run.run_id}", daemon=True)
+                   for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+        for reader in readers:
+            reader.start()
+        path, offset = run.folder / "events.jsonl", 0
+        try:
+            while True:
+                wake.wait(POLL_SECONDS)
+                wake.clear()
+                exited = proc.poll() is not None and not any(r.is_alive() for r in readers)
+                events, offset = read_events(path, offset=offset)
+                for event in events:
+                    self._take(run, event)
+                if exited:
+                    break
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(log)
+        self._finish(run, proc.wait())
 
-    def _read_stderr(self, run: LiveRun, stream: IO[str] | None) -> None:
+    @staticmethod
+    def _take(run: LiveRun, event: dict[str, Any]) -> None:
+        """One event from the child's file, masked again (the child masked it with its own
+        environment; this server may know other secrets), as the page gets it."""
+        event = redact_obj({k: v for k, v in event.items() if k not in ("v", "seq")})
+        event["t_emit"] = event.pop("t", None)
+        kind = event.get("kind")
+        if kind == "run_started":
+            run.status, run.total_steps = "running", event.get("total")
+            run.backend = event.get("backend") or run.backend
+        elif kind == "plan":
+            run.plan = event.get("steps")
+        run.add_event(event)
+
+    @staticmethod
+    def _read_output(run: LiveRun, stream: IO[str] | None, log: int,
+                     wake: threading.Event) -> None:
+        """stdout or stderr: into the run's log and tail; ``error:`` is the run's error."""
         assert stream is not None
         for raw in stream:
             line = redact_text(raw.rstrip("\n"))
+            if line.startswith(_PROGRESS):
+                wake.set()  # its event is in the file already
             run.log_tail.append(line)
             if line.startswith("error: "):
                 run.error = line[len("error: "):]
+            with contextlib.suppress(OSError):
+                os.write(log, (line + "\n").encode("utf-8", "replace"))
+        wake.set()
 
     def _finish(self, run: LiveRun, exit_code: int) -> None:
         """Final status: the session's when it has one, else from the exit code."""

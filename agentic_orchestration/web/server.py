@@ -9,11 +9,14 @@ unexpected error is a 500 with a generic message, its traceback only in the serv
 - ``POST /api/runs`` ``{"goal", "workflow"?, "backend"?}``: start a run (201).
 - ``GET /api/runs/{id}``: one run: its live state and its session record.
 - ``POST /api/runs/{id}/cancel``: cancel a running run (202; 409 when it has ended).
-- ``GET /api/runs/{id}/events``: its events as server-sent events; ``Last-Event-ID`` (a
-  reconnecting browser sends it) or ``?after=N`` replays what was missed.
+- ``GET /api/runs/{id}/events``: its events as server-sent events (the run's typed events,
+  ``orchestration.events``, as ``runs`` reads them from its events file, then ``exit``);
+  ``Last-Event-ID`` (a reconnecting browser sends it) or ``?after=N`` replays what was
+  missed.
 - ``GET /api/runs/{id}/artifacts/{path}``: download a file the run saved.
 - ``GET /api/stats``: per provider (and kind of step) learning statistics.
-- ``GET /api/catalog?backend=``: agents and MCP servers, available or filtered out and why.
+- ``GET /api/catalog?backend=``: agents and MCP servers, available or filtered out and why,
+  and the static workflows with their steps and whether each backend can run them.
 - ``POST /api/plan`` ``{"goal", "workflow"?, "backend"?}``: the plan ``--plan-only`` makes
   (200), nothing run; 400 for bad input as a run, 422 when it cannot plan.
 

@@ -1,10 +1,8 @@
-// The web UI: four views drawn from the JSON API (see agentic_orchestration/web/server.py).
+// The web UI: four views drawn from the JSON API (see agentic_orchestration/web/server.py);
+// the run view is in run.js.
 // Plain JavaScript, no framework and no build step. Text from runs is always set with
 // textContent, never parsed as HTML: a goal or an answer is data, not markup.
 "use strict";
-
-const STEP_EVENTS = ["run_started", "step_started", "step_finished", "step_failed",
-  "step_skipped", "fallback", "run_finished", "progress", "cancel_requested", "exit"];
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -172,190 +170,6 @@ function renderRuns(runs, reset) {
   }
 }
 
-// --- one run: live and after ------------------------------------------------------------
-
-let source = null;
-
-function stepRow(stepId, index) {
-  const body = document.querySelector("#steps tbody");
-  let row = body.querySelector(`tr[data-step-id="${CSS.escape(stepId)}"]`);
-  if (!row) {
-    row = el("tr", { dataset: { stepId } },
-      el("td", { class: "index" }, index ?? ""), el("td", { class: "step" }, stepId),
-      el("td", { class: "agent" }), el("td", { class: "status" }, badge("pending")),
-      el("td", { class: "time" }));
-    body.append(row);
-  }
-  return row;
-}
-
-function setStep(stepId, { index, agent, status, time }) {
-  const row = stepRow(stepId, index);
-  if (index !== undefined) row.querySelector(".index").textContent = index;
-  if (agent) row.querySelector(".agent").textContent = agent;
-  if (status) { row.dataset.status = status; row.querySelector(".status").replaceChildren(badge(status)); }
-  if (time !== undefined) row.querySelector(".time").textContent = time;
-}
-
-function renderPlan(plan) {
-  if (!plan) return;
-  document.getElementById("plan").textContent = JSON.stringify(plan, null, 2);
-  (plan.steps || []).forEach((step, i) => {
-    const row = stepRow(step.id, i + 1);
-    if (!row.querySelector(".agent").textContent) row.querySelector(".agent").textContent = step.agent_provider || "";
-  });
-}
-
-function renderSession(run, session) {
-  setBadge(document.getElementById("run-status"), run.status);
-  document.getElementById("run-backend").textContent = run.backend || "";
-  if (!session) return;
-  renderPlan(session.plan);
-  (session.steps || []).forEach((step, i) => {
-    const seconds = step.timing && step.timing.duration_seconds;
-    setStep(step.step_id, { index: i + 1, agent: step.agent_provider_id, status: step.status === "ok" ? "done" : step.status,
-      time: seconds != null ? `${Number(seconds).toFixed(2)}s` : undefined });
-  });
-  renderTimeline(session.steps || []);
-  const answer = document.getElementById("answer");
-  if (session.result_text) answer.textContent = session.result_text;
-  else if (run.live === false) answer.replaceChildren(el("i", {}, "no final answer"));
-  const files = document.getElementById("artifacts");
-  const listed = new Map();
-  for (const step of session.steps || []) {
-    for (const ref of step.artifacts || []) listed.set(ref.relative_path || ref, step.step_id);
-  }
-  for (const path of session.artifacts || []) if (!listed.has(path)) listed.set(path, "");
-  if (listed.size) {
-    files.replaceChildren(...[...listed].map(([path, stepId]) => el("li", {},
-      el("a", { href: `/api/runs/${encodeURIComponent(run.run_id)}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}`, download: "" }, path),
-      stepId ? el("span", { class: "meta" }, ` (step ${stepId})`) : null)));
-  }
-  const outputs = document.getElementById("step-outputs");
-  outputs.replaceChildren(...(session.steps || []).map((step) => el("div", { class: "step-output" },
-    el("b", {}, `${step.step_id} `), badge(step.status), el("span", { class: "meta" }, ` ${step.agent_provider_id || ""}`),
-    step.error ? el("p", { class: "error" }, step.error) : null,
-    step.result_text ? el("pre", {}, step.result_text) : null)));
-}
-
-// One bar per step from its timing (started_at .. finished_at), on one time axis from
-// the first start to the last finish: what ran when, and what ran at once.
-function renderTimeline(steps) {
-  const box = document.getElementById("timeline");
-  const timed = steps.map((step) => ({
-    step, start: Date.parse((step.timing || {}).started_at), end: Date.parse((step.timing || {}).finished_at),
-  })).filter((t) => !isNaN(t.start) && !isNaN(t.end));
-  if (!timed.length) return;
-  const t0 = Math.min(...timed.map((t) => t.start));
-  const span = Math.max(1, Math.max(...timed.map((t) => t.end)) - t0);
-  box.replaceChildren(...timed.map(({ step, start, end }) => {
-    const status = step.status === "ok" ? "done" : step.status;
-    const bar = el("div", {
-      class: `timeline-bar status-${status}`, title: `${step.step_id}: ${((end - start) / 1000).toFixed(2)}s`,
-      style: `left: ${((start - t0) / span) * 100}%; width: ${((end - start) / span) * 100}%`,
-    });
-    return el("div", { class: "timeline-row", dataset: { stepId: step.step_id, status, startMs: start - t0, endMs: end - t0 } },
-      el("span", {}, step.step_id), el("div", { class: "timeline-track" }, bar),
-      el("span", { class: "meta" }, `${((end - start) / 1000).toFixed(2)}s`));
-  }));
-}
-
-function showError(text) {
-  const box = document.getElementById("run-error");
-  if (!box) return;
-  box.hidden = !text;
-  box.textContent = text || "";
-}
-
-function applyEvent(event) {
-  const shown = Date.now();
-  document.getElementById("progress").append(el("li", {
-    dataset: { kind: event.kind, eventId: event.id, tServer: Math.round(event.t * 1000), tShown: shown },
-  }, event.line || (event.kind === "cancel_requested" ? "cancel requested" : `run ended: ${event.status}`)));
-  const status = document.getElementById("run-status");
-  switch (event.kind) {
-    case "run_started":
-      setBadge(status, "running");
-      document.getElementById("run-backend").textContent = event.backend;
-      break;
-    case "step_started":
-      setStep(event.step_id, { index: event.index, agent: event.provider_id, status: "running", time: "" });
-      break;
-    case "step_finished":
-      setStep(event.step_id, { index: event.index, status: "done", time: `${event.seconds.toFixed(2)}s` });
-      break;
-    case "step_failed":
-      setStep(event.step_id, { index: event.index, status: event.error.startsWith("cancelled") ? "cancelled" : "failed" });
-      break;
-    case "step_skipped":
-      setStep(event.step_id, { index: event.index, status: "skipped" });
-      break;
-    case "cancel_requested":
-      setBadge(status, "cancelling");
-      document.getElementById("cancel").disabled = true;
-      break;
-    case "exit":
-      setBadge(status, event.status);
-      document.getElementById("cancel").hidden = true;
-      if (event.error) showError(event.error);
-      break;
-    default:
-      break;
-  }
-}
-
-async function showRun(runId) {
-  mount("tpl-run");
-  document.getElementById("run-id").textContent = runId;
-  let detail;
-  try {
-    detail = await api(`/api/runs/${encodeURIComponent(runId)}`);
-  } catch (err) {
-    document.getElementById("run-goal").textContent = "Run not found";
-    showError(err.message);
-    return;
-  }
-  const run = detail.run;
-  document.title = `${run.goal || runId} · Agentic Orchestration`;
-  document.getElementById("run-goal").textContent = run.goal || "(no goal)";
-  document.getElementById("run-started").textContent = localTime(run.created_at);
-  document.getElementById("log").textContent = (detail.log_tail || []).join("\n");
-  renderSession(run, detail.session);
-  if (run.error) showError(run.error);
-  if (!run.live) return;
-
-  const cancel = document.getElementById("cancel");
-  cancel.hidden = false;
-  cancel.disabled = run.cancel_requested;
-  cancel.addEventListener("click", async () => {
-    cancel.disabled = true;
-    try {
-      await api(`/api/runs/${encodeURIComponent(runId)}/cancel`, { method: "POST" });
-    } catch (err) {
-      showError(err.message);
-    }
-  });
-  source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/events`);
-  for (const kind of STEP_EVENTS) {
-    source.addEventListener(kind, async (message) => {
-      const event = JSON.parse(message.data);
-      applyEvent(event);
-      if (event.kind === "run_started") {
-        const again = await api(`/api/runs/${encodeURIComponent(runId)}`);
-        if (again.session) renderPlan(again.session.plan);
-      }
-      if (event.kind === "exit") {
-        source.close();
-        source = null;
-        const final = await api(`/api/runs/${encodeURIComponent(runId)}`);
-        renderSession({ ...final.run, status: event.status, live: false }, final.session);
-        document.getElementById("log").textContent = (final.log_tail || []).join("\n");
-        document.getElementById("run").dataset.finished = event.status;
-      }
-    });
-  }
-}
-
 // --- providers: the learning statistics -------------------------------------------------
 
 async function showStats() {
@@ -408,6 +222,7 @@ async function showCatalog() {
       el("tr", { dataset: { id: m.id, available: String(m.available) } },
         el("td", {}, el("code", {}, m.id)), el("td", {}, m.transport), status(m),
         el("td", { class: "detail" }, m.available ? m.description : m.reason))));
+    renderWorkflows(data.workflows || []);
     document.getElementById("catalog").dataset.backend = data.backend;
   };
   try {
@@ -419,6 +234,25 @@ async function showCatalog() {
   } catch (err) { fail(err); return; }
   select.addEventListener("change", load);
   await load();
+}
+
+// Each static workflow: its steps, and per backend whether it can run there (notes on
+// what is substituted or dropped) or why not.
+function renderWorkflows(workflows) {
+  const table = document.getElementById("catalog-workflows");
+  const backends = [...new Set(workflows.flatMap((w) => Object.keys(w.backends)))];
+  table.querySelector("thead tr").replaceChildren(el("th", {}, "Name"), el("th", {}, "Steps"),
+    ...backends.map((b) => el("th", {}, b)));
+  table.querySelector("tbody").replaceChildren(...workflows.map((w) => el("tr", { dataset: { name: w.name } },
+    el("td", {}, el("code", {}, w.name), el("div", { class: "meta" }, w.description || "")),
+    el("td", { class: "steps" }, el("ol", {}, ...w.steps.map((s) => el("li", { dataset: { stepId: s.id } },
+      el("b", {}, s.id), ` · ${s.agent_provider}`, s.mcp_providers.length ? ` [tools: ${s.mcp_providers.join(", ")}]` : "")))),
+    ...backends.map((b) => {
+      const v = w.backends[b];
+      return el("td", { class: `backend ${v.runnable ? "available" : "filtered"}`, dataset: { backend: b, runnable: String(v.runnable) } },
+        v.runnable ? "runnable" : "not runnable",
+        el("div", { class: "detail meta" }, v.runnable ? v.notes.join("; ") : v.reason));
+    }))));
 }
 
 // --- routing ------------------------------------------------------------------------------
