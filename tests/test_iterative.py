@@ -327,3 +327,39 @@ def test_resume_of_an_in_process_iterative_run_is_one_clear_line_and_exit_2(
     assert err == [f"error: run {record.run_id} ran in-process, which keeps no run store: it "
                    "cannot be resumed (run it with --execution-backend subprocess to make it "
                    "resumable)"]
+
+
+def test_a_pinned_revision_fixes_ids_and_agents_and_keeps_a_repeated_text(
+        fake_config, scripted_llm, monkeypatch):
+    """The embedded base model's revisions are pinned to the pending steps (here forced:
+    the fake catalog has no base model). A step whose text repeats the one before keeps
+    its own text instead of costing a repair turn; a step the pinned form has no room for
+    is refused; the call is bounded by the pending steps, not AGENTIC_MAX_PLAN_STEPS."""
+    from agentic_orchestration.planning.dynamic_planner import _TOKENS_FIXED, _TOKENS_PER_STEP
+
+    monkeypatch.setattr(Replanner, "pinned", property(lambda self: True))
+    catalog = load_catalog()
+    plan = plan_from_data({"steps": [*PLAN["steps"], {**REVISED}]}, catalog, goal="tea")
+    copied = {"agent_provider": "fake_writer", "mcp_providers": [],
+              "description": "BRAVO3: write it all", "expected_output": "Text."}
+    answer = {"done": False, "reason": "tighter", "steps": [
+        {"id": "step_2", **copied}, {"id": "step_3", **copied}]}
+    scripted_llm.enqueue(json.dumps(answer))
+    finished = [StepResult(run_id="r", step_id="step_1", result_text="Fact one.")]
+
+    revision = Replanner(catalog).revise("tea", plan, finished, round_no=1, rounds=3)
+
+    assert revision.valid and revision.pinned and revision.attempts == 1
+    assert (revision.revised, revision.kept, revision.added) == (["step_2"], ["step_3"], [])
+    assert revision.plan is not None
+    assert revision.plan.steps[2].description == plan.steps[2].description
+    [request] = scripted_llm.requests
+    assert request["max_tokens"] == _TOKENS_FIXED + 2 * _TOKENS_PER_STEP
+    assert revision.prompt_tokens > 0 and revision.completion_tokens > 0
+
+    extra = {**answer, "steps": [*answer["steps"][:1], {"id": "step_3", **REVISED},
+                                 {"id": "step_4", **ADDED}]}
+    scripted_llm.requests.clear()
+    scripted_llm.enqueue(json.dumps(extra), json.dumps(extra))
+    refused = Replanner(catalog).revise("tea", plan, finished, round_no=1, rounds=3)
+    assert not refused.valid and refused.attempts == 2 and refused.plan is plan
