@@ -1,11 +1,14 @@
-"""Web UI: time from a ``(progress)`` line printed by a run to that line shown in the page.
+"""Web UI: time from a run event written by the coordinator to the event shown in the page.
 
-The web server starts a stand-in for ``main.py`` (same argv, same line formats) that prints
-a run's progress lines a few hundred milliseconds apart and records the wall time just
-before each print; the page (real Chromium, driven by Playwright) records ``Date.now()``
-when it appends the line. Both clocks are this machine's wall clock. The stand-in keeps
-CrewAI and any LLM out of the figure: what is measured is the pipe, the server's reader
-thread, the server-sent event and the page's drawing.
+The web server starts a stand-in for ``main.py`` (same argv) whose "coordinator" is the
+real ``ProgressReporter``: it reports a run's steps a few hundred milliseconds apart, so
+each event is appended to the run's ``AGENTIC_EVENTS_FILE`` (with its emit time ``t``) and
+its ``(progress)`` line printed, as in a real run. The page (real Chromium, driven by
+Playwright) records ``Date.now()`` when it draws the event. Both clocks are this machine's
+wall clock. The stand-in keeps CrewAI and any LLM out of the figure: what is measured is
+the events file, the server's follower thread, the server-sent event and the page's
+drawing. ``benchmarks/bench_web_sessions.py`` measures the same path end to end from a
+real worker's ``finished_at``.
 
     .venv/bin/python benchmarks/bench_web_progress_latency.py [--runs 3] [--steps 4]
 """
@@ -13,7 +16,6 @@ thread, the server-sent event and the page's drawing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -30,25 +32,26 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--no-first-run"]
 
 FAKE_CLI = textwrap.dedent("""\
-    import json, os, sys, time
+    import os, sys, time
+    sys.path.insert(0, os.environ["BENCH_REPO"])
+    from agentic_orchestration.orchestration.backends.base import RunOptions, StepResult
+    from agentic_orchestration.orchestration.progress import ProgressReporter
     run_id = sys.argv[sys.argv.index("--run-id") + 1]
     steps, gap = int(os.environ["BENCH_STEPS"]), float(os.environ["BENCH_GAP"])
     go = os.path.join(os.environ["BENCH_DIR"], run_id + ".go")
     while not os.path.exists(go):  # the page is subscribed once the bench creates it
         time.sleep(0.01)
-    printed = {}
-    def emit(text):
+    reporter = ProgressReporter(RunOptions(run_id=run_id), live=False)
+    time.sleep(gap)
+    reporter.run_started(run_id, steps, "inprocess")
+    for i in range(steps):
         time.sleep(gap)
-        printed[text] = time.time()
-        sys.stdout.write("(progress) " + text + "\\n")
-        sys.stdout.flush()
-    emit(f"run {run_id} started: {steps} steps [inprocess]")
-    for i in range(1, steps + 1):
-        emit(f"step {i}/{steps} s{i} started [agent bench]")
-        emit(f"step {i}/{steps} s{i} finished in {gap:.2f}s")
-    emit(f"run {run_id} finished: ok")
-    with open(os.path.join(os.environ["BENCH_DIR"], run_id + ".json"), "w") as f:
-        json.dump(printed, f)
+        reporter.step_started(i, f"s{i + 1}", "bench")
+        time.sleep(gap)
+        reporter.step_finished(i, f"s{i + 1}", gap, result=StepResult(
+            run_id=run_id, step_id=f"s{i + 1}", result_text="ok", agent_provider_id="bench"))
+    time.sleep(gap)
+    reporter.run_finished(run_id, True)
     """)
 
 
@@ -72,7 +75,8 @@ def main() -> None:
     fake.write_text(FAKE_CLI)
     manager = RunManager(command=[sys.executable, str(fake)],
                          env={"BENCH_DIR": str(work), "BENCH_STEPS": str(args.steps),
-                              "BENCH_GAP": str(args.gap)})
+                              "BENCH_GAP": str(args.gap),
+                              "BENCH_REPO": str(Path(__file__).resolve().parents[1])})
     latencies: list[float] = []
     with BackgroundServer(create_app(runs=manager)) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -84,16 +88,16 @@ def main() -> None:
             time.sleep(0.3)
             (work / f"{run.run_id}.go").touch()
             page.wait_for_selector("#run[data-finished]", timeout=60_000)
-            printed = json.loads((work / f"{run.run_id}.json").read_text())
             shown = page.locator("#progress li").evaluate_all(
-                "els => els.map(e => [e.textContent, Number(e.dataset.tShown)])")
-            for text, shown_ms in shown:
-                if text in printed:
-                    latencies.append(shown_ms - printed[text] * 1000)
+                "els => els.map(e => [e.dataset.kind, Number(e.dataset.tEmit), "
+                "Number(e.dataset.tShown)])")
+            for kind, emitted_ms, shown_ms in shown:
+                if kind != "exit":  # made by the server at the end, not by the run
+                    latencies.append(shown_ms - emitted_ms)
         browser.close()
     latencies.sort()
     p90 = latencies[max(0, round(0.9 * len(latencies)) - 1)]
-    print(f"progress line printed -> shown in the page, {len(latencies)} lines over "
+    print(f"run event written -> shown in the page, {len(latencies)} events over "
           f"{args.runs} runs: median {statistics.median(latencies):.1f} ms, "
           f"p90 {p90:.1f} ms, max {latencies[-1]:.1f} ms, min {latencies[0]:.1f} ms")
 
