@@ -13,6 +13,10 @@ When the budget is checked:
 - tokens: a distributed coordinator adds each finished step's ``usage`` (a worker reports
   it in ``result.json``); in-process, after every LLM call (CrewAI's step callback) and
   between steps. A step that is running when the last token is spent is stopped.
+  An iterative run's replanning rounds count too (``IterativePlan.budget``: each round
+  adds the tokens its calls reported), so a round that spends the budget stops the run
+  before the next step starts. The first plan is not counted: it is made before the run
+  starts (``--plan-only`` costs the same), bounded by its own ``max_tokens``.
 - time: a timer fires when the time is up, so a running step is terminated at once on a
   distributed backend; in-process it is noticed after the current LLM call.
 """
