@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from k8s_support import k8s_cluster  # noqa: F401  (session fixture: the local test cluster)
+from step_helpers import web_page  # noqa: F401  (fixture: a page on loopback for fetch_url)
 
 from agentic_orchestration.providers.local_model import local_model_path, stop_local_server
 from agentic_orchestration.testing import ScriptedLLMServer

@@ -28,9 +28,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SH = REPO / "scripts" / "k8s" / "cluster.sh"
+IMAGE_SH = REPO / "scripts" / "k8s" / "worker_image.sh"
 
 #: A cold build (no cache) takes several minutes on 2 cores; a cached start about 10 s.
 UP_TIMEOUT_SECONDS = 1800
+#: A cold image build (debootstrap, wheelhouses, image, import) takes about 10 minutes on 2
+#: busy cores, the coordinator variant a few more (and a llama.cpp build if install.sh has
+#: not cached the portable wheel); a cached one well under a second.
+IMAGE_TIMEOUT_SECONDS = 2400
 
 
 class ClusterUnavailable(RuntimeError):
@@ -187,6 +192,25 @@ def start_cluster() -> K8sCluster:
         state_dir=Path(env["AO_K8S_STATE_DIR"]),
         containerd_socket=Path(env["AO_K8S_CONTAINERD_SOCK"]),
         tiny_image=env["AO_K8S_TINY_IMAGE"], pause_image=env["AO_K8S_PAUSE_IMAGE"])
+
+
+def build_image(cluster: K8sCluster, variant: str = "worker") -> str:
+    """``scripts/k8s/worker_image.sh --variant VARIANT``: the image built (or found in the
+    cache) and imported into the cluster's containerd; its reference. Fails the test with
+    the script's last output when it cannot."""
+    env = {**os.environ, "HOME": pwd.getpwuid(os.getuid()).pw_dir,  # the real cache
+           "AO_K8S_CONTAINERD_SOCK": str(cluster.containerd_socket)}
+    try:
+        done = subprocess.run(["bash", str(IMAGE_SH), "--variant", variant],
+                              capture_output=True, text=True, timeout=IMAGE_TIMEOUT_SECONDS,
+                              env=env, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{IMAGE_SH.name} --variant {variant} did not finish in "
+                    f"{IMAGE_TIMEOUT_SECONDS} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/k8s/worker_image.sh --variant {variant} failed "
+                    f"(exit {done.returncode}):\n{done.stderr.strip()[-6000:]}", pytrace=False)
+    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")

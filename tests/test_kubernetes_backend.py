@@ -26,7 +26,8 @@ from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
 from agentic_orchestration.orchestration.backends.base import RunOptions
 from agentic_orchestration.orchestration.backends.launcher import CancelToken
 from tests.conftest import write_catalog
-from tests.test_mcp_tools import call_then_echo, web_page  # noqa: F401 - fixture
+from tests.k8s_support import build_image
+from tests.test_mcp_tools import call_then_echo
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.kubernetes, pytest.mark.filterwarnings("ignore::ImportWarning")]
@@ -76,28 +77,23 @@ class Cluster:
             self.namespace, label_selector=selector).items
 
 
-def _real_home() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_dir  # build caches live there, not in the test HOME
-
-
 @pytest.fixture(scope="module")
 def worker_image(k8s_cluster) -> str:
-    env = {**os.environ, "HOME": _real_home(),
-           "CONTAINERD_ADDRESS": str(k8s_cluster.containerd_socket)}
-    proc = subprocess.run([str(REPO / "scripts" / "k8s" / "worker_image.sh")], env=env,
-                          capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, f"worker image build failed:\n{proc.stderr[-3000:]}"
-    return proc.stdout.strip().splitlines()[-1]
+    return build_image(k8s_cluster)
 
 
 @pytest.fixture(scope="module")
 def cluster(k8s_cluster, worker_image, tmp_path_factory) -> Cluster:
+    return cluster_with_run_store(k8s_cluster, worker_image,
+                                  tmp_path_factory.mktemp("k8s-run-store"))
+
+
+def cluster_with_run_store(k8s_cluster, worker_image: str, store: Path,
+                           prefix: str = "ao-k8s") -> Cluster:
+    """A fresh namespace whose PVC ``run-store`` is bound to a hostPath volume at ``store``."""
     from kubernetes import client
 
-    namespace = k8s_cluster.new_namespace("ao-k8s")
-    store = tmp_path_factory.mktemp("k8s-run-store")
+    namespace = k8s_cluster.new_namespace(prefix)
     pv_name = f"{namespace}-store"
     k8s_cluster.create_pv(pv_name, store, claim_namespace=namespace, claim_name="run-store")
     core = k8s_cluster.core()
@@ -212,7 +208,7 @@ def test_two_steps_give_the_same_outputs_as_in_process(cluster, flow, tmp_path, 
         jobs["gather"].metadata.name, jobs["draft"].metadata.name]
 
 
-def test_fetch_url_runs_inside_the_worker_pod(cluster, tmp_path, scripted_llm, web_page,  # noqa: F811
+def test_fetch_url_runs_inside_the_worker_pod(cluster, tmp_path, scripted_llm, web_page,
                                               monkeypatch):
     root = write_catalog(tmp_path / "cfg", base_url=scripted_llm.base_url, mcps=(
         "- id: fetch_url\n  stdio: {command: mcp-server-fetch, args: [--allow-private-ips]}\n"))

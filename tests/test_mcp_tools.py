@@ -10,8 +10,6 @@ the step's output. Each hotfix test fails without its fix (see ``mcp.crewai_hotf
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import re
@@ -27,6 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import write_catalog
+from step_helpers import step_spec_dict
 
 from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
 from agentic_orchestration.catalogs.filters import find_stdio_command
@@ -123,24 +122,6 @@ def run_inprocess(config: WorkflowConfig, catalog: Any) -> Any:
                          log_terminal_execution_failure=False)
     return CrewAIExecutionBackend(live_progress=False).execute_config(
         config, options=options, catalog=catalog)
-
-
-@pytest.fixture
-def web_page(tmp_path: Path) -> Iterator[str]:
-    """A local web server (the test's own) with one page; yields the page URL."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "page.html").write_text(
-        "<html><head><title>Tea</title></head><body><h1>Brewing notes</h1>"
-        "<p>The kettle phrase is <b>oolong-lighthouse-73</b>.</p></body></html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -550,16 +531,12 @@ def test_worker_with_missing_command_fails_before_any_llm_call(
 
     [ref] = resolve_workflow_mcp_refs([MCPProviderEntry.model_validate(
         {"id": "ghost", "stdio": {"command": "ghost-mcp-not-installed"}})])
-    spec = StepSpec.model_validate({
-        "schema_version": "0.1", "run_id": "run-1", "step_id": "step_1", "step_index": 0,
-        "workflow_name": "w", "topic": "tea",
-        "task": {"description": "use the tool", "expected_output": "text"},
-        "agent_provider": {"id": "fake", "type": "openai", "model": "fake-model",
-                           "openai_base_url": scripted_llm.base_url, "role": "R",
-                           "goal": "G", "backstory": "B"},
-        "mcp_providers": [ref], "prior_output": "", "inputs": {},
-        "paths": {"run_store": str(tmp_path / "store"), "artifacts_dir": str(tmp_path / "a")},
-    })
+    spec = StepSpec.model_validate(step_spec_dict(
+        "run-1", "step_1", description="use the tool", run_store=tmp_path / "store",
+        artifacts_dir=tmp_path / "a", mcp_providers=[ref], inputs={},
+        agent={"id": "fake", "type": "openai", "model": "fake-model",
+               "openai_base_url": scripted_llm.base_url, "role": "R", "goal": "G",
+               "backstory": "B"}))
     result = run_step(spec)
     assert result.exit_code == 1 and result.recoverable is False
     assert result.error.startswith("MCPServerError: MCP server 'ghost': ")

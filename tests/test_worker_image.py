@@ -12,36 +12,28 @@ reaching Python as PID 1.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import pwd
 import re
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from k8s_support import IMAGE_TIMEOUT_SECONDS, build_image
+from step_helpers import step_spec_dict
 
 from agentic_orchestration.testing import ScriptedLLMServer, ToolCallReply
 from agentic_orchestration.testing.fake_llm import message_text
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "k8s" / "worker_image.sh"
 #: The image's non-root user (WORKER_UID in the Dockerfile, runAsUser in deploy/k8s).
 WORKER_UID = 10001
 RUN = "20260101T000000Z-imagetest"
 ANSWER = "Bees dance to share where the flowers are."
-#: A cold build (debootstrap, wheelhouse, image, import) takes about 10 minutes on 2 busy
-#: cores; a cached one well under a second.
-BUILD_TIMEOUT_SECONDS = 2400
-
-pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS + 600),
+pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(IMAGE_TIMEOUT_SECONDS + 600),
               pytest.mark.filterwarnings("ignore::ImportWarning")]
 
 
@@ -51,18 +43,8 @@ pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS 
 @pytest.fixture(scope="session")
 def worker_image(k8s_cluster: Any) -> str:
     """The image reference, built (or found in the cache) and imported into the cluster."""
-    env = {**os.environ, "HOME": pwd.getpwuid(os.getuid()).pw_dir,  # the real cache
-           "AO_K8S_CONTAINERD_SOCK": str(k8s_cluster.containerd_socket)}
-    try:
-        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_SECONDS, env=env, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{SCRIPT.name} did not finish in {BUILD_TIMEOUT_SECONDS} s", pytrace=False)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/k8s/worker_image.sh failed (exit {done.returncode}):\n"
-                    f"{done.stderr.strip()[-6000:]}", pytrace=False)
-    ref = done.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"localhost/agentic-worker:[0-9a-f]{16}", ref), done.stdout
+    ref = build_image(k8s_cluster)
+    assert re.fullmatch(r"localhost/agentic-worker:[0-9a-f]{16}", ref), ref
     return ref
 
 
@@ -82,24 +64,6 @@ def store(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def web_page(tmp_path: Path) -> Iterator[str]:
-    """A page on the host's loopback (the pod shares the host's network)."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "page.html").write_text(
-        "<html><head><title>Tea</title></head><body><h1>Brewing notes</h1>"
-        "<p>The kettle phrase is <b>oolong-lighthouse-73</b>.</p></body></html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    server.shutdown()
-    server.server_close()
-
-
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -107,17 +71,12 @@ def make_spec(store: Path, step_id: str, agent: dict[str, Any],
               mcp_providers: list[dict[str, Any]] | None = None) -> list[str]:
     """Write a v0.1 step spec where the coordinator would (``{store}/{run}/{step}-spec.json``)
     and return the worker's arguments."""
-    spec = {
-        "schema_version": "0.1", "run_id": RUN, "step_id": step_id, "step_index": 0,
-        "workflow_name": "image-test", "topic": "honeybees",
-        "task": {"description": f"WORKER-TASK {step_id}: explain how honeybees communicate.",
-                 "expected_output": "Two sentences."},
-        "agent_provider": {"role": "Bee Persona", "goal": "Explain bees.",
-                           "backstory": "Keeps hives.", **agent},
-        "mcp_providers": mcp_providers or [], "prior_output": "",
-        "inputs": {"topic": "honeybees"},
-        "paths": {"run_store": str(store), "artifacts_dir": str(store / RUN / "artifacts")},
-    }
+    spec = step_spec_dict(
+        RUN, step_id, run_store=store, workflow_name="image-test", topic="honeybees",
+        description=f"WORKER-TASK {step_id}: explain how honeybees communicate.",
+        expected_output="Two sentences.", mcp_providers=mcp_providers,
+        agent={"role": "Bee Persona", "goal": "Explain bees.", "backstory": "Keeps hives.",
+               **agent})
     path = store / RUN / f"{step_id}-spec.json"
     path.write_text(json.dumps(spec))
     os.chown(path, WORKER_UID, WORKER_UID)

@@ -13,6 +13,11 @@ Why a process of its own: llama.cpp is native code. A build that does not fit th
 SIGSEGV or SIGILL; in its own process that fails a step with a clear line instead of the
 whole tool. It exits when its stdin closes, so it never outlives the tool, even after a
 SIGKILL of the parent. ``faulthandler`` writes the native crash's Python stack to the log.
+
+In deploy/k8s/coordinator.yaml it is the "local-model" container's command (``--host
+0.0.0.0 --port 8080``, ``stdin: true`` so its stdin stays open). There it is PID 1, and the
+kernel drops a default-action SIGTERM sent to PID 1, so a pod deletion would wait out its
+whole grace period: SIGTERM is handled, and stops the server as stdin EOF does.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +34,11 @@ from agentic_orchestration.errors import AgenticError
 logger = logging.getLogger(__name__)
 
 __all__ = ["main"]
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the server like Ctrl-C (and stdin EOF): a clean stop, exit 0."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.start()
     logger.info("local model server listening at %s", server.base_url)
     print(f"READY {server.base_url}", file=announce, flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         sys.stdin.buffer.read()  # returns at EOF: the parent closed the pipe or died
     except KeyboardInterrupt:
