@@ -7,6 +7,11 @@ trust. So every write goes to a temp file in the *same* folder (``os.replace`` i
 only within one filesystem), is flushed and fsynced, then renamed over the target; the
 folder is fsynced afterwards so the rename itself survives a power cut.
 
+``durable=False`` keeps the atomic rename (a reader, a killed writer, a SIGKILLed coordinator
+still see old or new, never half: the data is in the page cache) but skips both fsyncs, for
+files a power cut may lose because they are rewritten or redone anyway (the run store's
+specs and attempt records); ``fsync_file`` makes such a file durable later, off the hot path.
+
 Temp files start with ``.`` so folder listings that skip dotfiles never pick one up.
 """
 
@@ -23,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 
 def atomic_write_text(
-    path: Path | str, text: str, *, mode: int = 0o644, encoding: str = "utf-8"
+    path: Path | str, text: str, *, mode: int = 0o644, encoding: str = "utf-8",
+    durable: bool = True,
 ) -> Path:
     """Replace ``path`` with ``text`` atomically.
 
@@ -33,6 +39,7 @@ def atomic_write_text(
         mode: Permission bits of the new file (set before any byte is written, so a
             private file is never briefly readable by others).
         encoding: Text encoding.
+        durable: fsync the file and its folder (off: atomic, but a power cut may lose it).
 
     Returns:
         ``path`` as a ``Path``.
@@ -49,25 +56,50 @@ def atomic_write_text(
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 
 def atomic_write_json(
-    path: Path | str, data: Any, *, mode: int = 0o644, indent: int | None = 2
+    path: Path | str, data: Any, *, mode: int = 0o644, indent: int | None = 2,
+    durable: bool = True,
 ) -> Path:
     """Replace ``path`` with ``data`` as JSON (UTF-8, trailing newline), atomically.
 
     ``data`` is serialized before any file is created, so a value JSON cannot encode
     raises ``TypeError``/``ValueError`` and leaves the folder exactly as it was.
     """
-    text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
-    return atomic_write_text(path, text, mode=mode)
+    return atomic_write_text(path, json_text(data, indent=indent), mode=mode, durable=durable)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` exactly as ``atomic_write_json`` writes it (to compare with a file)."""
+    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+
+
+def fsync_file(path: Path | str) -> bool:
+    """fsync an existing file and its folder (a ``durable=False`` write made durable).
+
+    Returns False when the file is gone (replaced or removed in between: nothing to do).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -339,7 +339,7 @@ def execute_step_main(spec_path: str | Path, *, run_id: str, step_id: str,
                                    began=began)
         code = EXIT_INTERRUPTED
         try:
-            store.write_result(interrupted)
+            store.write_result(interrupted, durable=False)
         except (OSError, ValueError, AgenticError) as exc:
             sys.stderr.write(f"error: cannot write result.json: {one_line(exc)}\n")
             code = EXIT_STEP_FAILED
@@ -358,7 +358,8 @@ def execute_step_main(spec_path: str | Path, *, run_id: str, step_id: str,
             result = _interrupted(spec, exc, started_at=started_at, began=began)
         sigterm.disarm()  # the step is over: its result.json must get written
         try:
-            path = store.write_result(result)
+            # Not fsynced here: the coordinator records it (run_store: durable once).
+            path = store.write_result(result, durable=False)
         except (OSError, ValueError, AgenticError) as exc:
             log.error("cannot write result.json: %s", exc)
             sys.stderr.write(f"error: cannot write result.json: {one_line(exc)}\n")

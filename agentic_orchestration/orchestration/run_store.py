@@ -12,6 +12,16 @@ Why it is shaped this way:
 
 - Every write is atomic (``_fs``): the coordinator reads ``result.json`` while a worker may
   still be replacing it, possibly over NFS/a PVC, and ``--resume`` trusts what it finds.
+- Durable (fsynced) only where ``--resume`` depends on it, once: ``run.json`` and the step's
+  final ``result.json``. A killed coordinator or worker loses nothing either way (the data
+  is in the page cache); only a power cut can lose a write that was not fsynced, and what
+  is not fsynced is rewritten or redone: the spec (written again before every attempt), the
+  attempt records (history), the worker's own write of ``result.json`` (``durable=False``:
+  the coordinator records it). The coordinator's ``write_result`` of a result the worker
+  already wrote exactly so does not write it again: it only fsyncs it, on a background
+  thread (``_durable``), so the next step does not wait for the disk. A result lost to a
+  power cut is a step that ``--resume`` runs again, with its dependents (their results
+  are cleared when a dependency is not trusted).
 - ``result.json`` is removed before each attempt (``clear_result``), so a result left by an
   earlier attempt can never be mistaken for the new one; the attempt files keep history.
 - Run and step ids become path components, so every path method validates them
@@ -30,31 +40,41 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import stat
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from agentic_orchestration import settings
-from agentic_orchestration._fs import atomic_write_json, read_json_object
-from agentic_orchestration.catalogs.models import WorkflowConfig
+from agentic_orchestration._fs import atomic_write_json, json_text, read_json_object
 from agentic_orchestration.errors import ConfigError, StepSpecError, from_validation_error
+from agentic_orchestration.orchestration._durable import sync_later
 from agentic_orchestration.orchestration.backends.base import (
     SCHEMA_VERSION,
     StepResult,
     StepSpec,
-    new_run_id,
-    utc_now,
+)
+from agentic_orchestration.orchestration.run_store_setup import (
+    DEFAULT_STORE_NAME,
+    RunMeta,
+    build_run_meta,
+    check_default_root,
+    default_store_root,
+    load_run_meta,
+    run_store_from_env,
+    run_store_session,
 )
 from agentic_orchestration.redaction import redact_obj
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ATTEMPTS", "DEFAULT_STORE_NAME", "DIR_MODE", "FILE_MODE", "RESULT", "RUN_META",
+    "SPEC_SUFFIX", "FileSystemRunStore", "RunMeta", "RunStore", "build_run_meta",
+    "check_default_root", "default_store_root", "load_run_meta", "run_store_from_env",
+    "run_store_session", "validate_id",
+]
 
 MAX_ID_LENGTH = 128
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -62,8 +82,6 @@ RUN_META = "run.json"
 RESULT = "result.json"
 SPEC_SUFFIX = "-spec.json"
 ATTEMPTS = "attempts"
-#: Default root when AGENTIC_RUN_STORE_PATH is unset: ``{tempdir}/agentic-run-store-{uid}``.
-DEFAULT_STORE_NAME = "agentic-run-store"
 #: Spec fields holding free text, masked like results (the rest must stay verbatim).
 _SPEC_TEXT_FIELDS = ("topic", "task", "prior_output", "inputs")
 #: Modes of the store's folders and files: private to the user running the tool.
@@ -92,54 +110,6 @@ def validate_id(value: str, kind: str) -> str:
     if kind == "step_id" and (value == RUN_META or value.endswith(SPEC_SUFFIX)):
         raise StepSpecError(f"invalid step_id {value!r}: collides with a run store file name")
     return value
-
-
-def build_run_meta(
-    run_id: str, *, plan: dict[str, Any], backend: str, step_ids: list[str], **extra: Any
-) -> dict[str, Any]:
-    """The ``run.json`` document: what is needed to find, show and resume a run later."""
-    return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": utc_now(),
-        "backend": backend, "plan": plan, "step_ids": list(step_ids), **extra,
-    }
-
-
-class RunMeta(BaseModel):
-    """``run.json`` as ``--resume`` reads it: the fields it relies on, checked.
-
-    Other keys (``created_at``, ``fingerprint``, what a newer coordinator adds) are kept
-    as they are, so an older reader can still resume a newer run.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    schema_version: Literal["0.1"] = Field(description="Run store layout version.")
-    run_id: str = Field(min_length=1, description="The run; equals its folder's name.")
-    backend: str = Field(min_length=1, description="Backend that ran it (resume default).")
-    plan: WorkflowConfig = Field(description="The WorkflowConfig that runs.")
-    step_ids: list[str] = Field(default_factory=list, description="The plan's step ids.")
-    fingerprint: str | None = Field(default=None, description="Catalog resolution digest.")
-
-
-def load_run_meta(store: RunStore, run_id: str) -> RunMeta:
-    """``run.json`` of ``run_id``, validated: what ``--resume`` starts from.
-
-    Raises:
-        ConfigError: The run is unknown, or its ``run.json`` is unreadable, not JSON, or
-            lacks or mistypes a field (one line naming the file and the field, exit 2).
-    """
-    where = f"run metadata {store.run_dir(run_id) / RUN_META}"
-    try:
-        data = store.read_run_meta(run_id)
-    except RecursionError:  # json's decoder recurses per nesting level
-        raise ConfigError(f"{where}: not run metadata: nested too deeply") from None
-    try:
-        meta = RunMeta.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: field {_first_line(exc)}") from None
-    if meta.run_id != run_id:
-        raise ConfigError(f"{where}: field run_id: {meta.run_id!r} is not the run {run_id!r}")
-    return meta
 
 
 class RunStore(ABC):
@@ -216,11 +186,13 @@ class FileSystemRunStore(RunStore):
                 current.mkdir(mode=self.dir_mode)
         return folder
 
-    def _write(self, path: Path, data: Any, *, masked: bool = True) -> Path:
-        """Write one JSON file of the store: folders created private, secrets masked."""
+    def _write(self, path: Path, data: Any, *, masked: bool = True,
+               durable: bool = True) -> Path:
+        """Write one JSON file of the store: folders created private, secrets masked;
+        ``durable``: fsynced (only what ``--resume`` depends on; module docstring)."""
         self.make_dirs(path.parent)
         return atomic_write_json(path, redact_obj(data) if masked else data,
-                                 mode=self.file_mode)
+                                 mode=self.file_mode, durable=durable)
 
     def __repr__(self) -> str:
         return f"FileSystemRunStore({str(self.base)!r})"
@@ -255,7 +227,7 @@ class FileSystemRunStore(RunStore):
         # Only the free text is masked (prior output may quote a key); the agent entry and
         # MCP blocks hold env var names, and the worker must read them back verbatim.
         data.update(redact_obj({key: data[key] for key in _SPEC_TEXT_FIELDS}))
-        self._write(path, data, masked=False)
+        self._write(path, data, masked=False, durable=False)  # rewritten every attempt
         logger.debug("run %s: spec of step %s written to %s", spec.run_id, spec.step_id, path)
         return path
 
@@ -269,9 +241,20 @@ class FileSystemRunStore(RunStore):
 
     # -- results ------------------------------------------------------------------------
 
-    def write_result(self, result: StepResult) -> Path:
+    def write_result(self, result: StepResult, *, durable: bool = True) -> Path:
+        """Write ``result.json``; when it already holds exactly this result (the worker
+        wrote it), it is not written again, only made durable in the background.
+
+        ``durable=False``: the worker's own write (the coordinator records it durably).
+        """
         path = self.result_path(result.run_id, result.step_id)
-        self._write(path, result.to_dict())
+        data = redact_obj(result.to_dict())
+        if durable and _holds(path, json_text(data)):
+            sync_later(path)
+            logger.debug("run %s: result of step %s already written (exit %s)",
+                         result.run_id, result.step_id, result.exit_code)
+            return path
+        self._write(path, data, masked=False, durable=durable)
         logger.debug("run %s: result of step %s written (exit %s)",
                      result.run_id, result.step_id, result.exit_code)
         return path
@@ -294,8 +277,9 @@ class FileSystemRunStore(RunStore):
             logger.debug("run %s: cleared previous result of step %s", run_id, step_id)
 
     def write_attempt(self, result: StepResult, attempt: int) -> Path:
+        """Record attempt ``attempt`` (history: not fsynced, ``result.json`` is)."""
         path = self.attempt_path(result.run_id, result.step_id, attempt)
-        self._write(path, result.to_dict())
+        self._write(path, result.to_dict(), durable=False)
         return path
 
     def list_attempts(self, run_id: str, step_id: str) -> list[StepResult]:
@@ -366,74 +350,16 @@ def _read_model(model: type[StepSpec] | type[StepResult], path: Path, *,
     return obj
 
 
+def _holds(path: Path, text: str) -> bool:
+    """Whether ``path`` holds exactly ``text`` (a missing or unreadable file does not)."""
+    try:
+        return path.read_bytes() == text.encode("utf-8")
+    except OSError:
+        return False
+
+
 def _first_line(exc: BaseException) -> str:
     """The first problem, short enough for one CLI line (pydantic's text spans many)."""
     return from_validation_error(exc)
 
 
-def default_store_root() -> Path:
-    """``{tempdir}/agentic-run-store-{uid}``: one private root per user of the machine."""
-    return Path(tempfile.gettempdir()) / f"{DEFAULT_STORE_NAME}-{os.getuid()}"
-
-
-def check_default_root(root: Path) -> Path:
-    """Create the default root 0700, or check that an existing one is ours and private.
-
-    The temp dir is shared: another user could create our root first (or a symlink named
-    like it) and read or plant run data. Such a root is refused; one of ours that others
-    can read is made private again.
-
-    Raises:
-        ConfigError: One line naming the folder, its owner and ``AGENTIC_RUN_STORE_PATH``.
-    """
-    with contextlib.suppress(FileExistsError):
-        root.mkdir(mode=DIR_MODE)
-    uid = os.getuid()
-    info = os.lstat(root)
-    if stat.S_ISLNK(info.st_mode) and info.st_uid == uid:
-        info = os.stat(root)  # a link the user made: judge where it points
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
-        what = "a folder" if stat.S_ISDIR(info.st_mode) else "not a folder"
-        raise ConfigError(
-            f"default run store {root} is {what} owned by uid {info.st_uid}, not by you "
-            f"(uid {uid}); remove it or set AGENTIC_RUN_STORE_PATH to a folder of yours")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(root, DIR_MODE)
-    return root
-
-
-def run_store_from_env() -> FileSystemRunStore:
-    """The store at ``AGENTIC_RUN_STORE_PATH``, else ``{tempdir}/agentic-run-store-{uid}``.
-
-    The default is a *stable* folder under the system temp dir, not a fresh ``mkdtemp``,
-    so ``--resume <run_id>`` in a later process finds the run (until the OS cleans /tmp);
-    it is created 0700 and refused when another user owns it (:func:`check_default_root`).
-    Coordinator and workers must see the same path (bind mount, PVC or NFS).
-
-    Raises:
-        ConfigError: The default root belongs to another user.
-    """
-    path = settings.get_path("AGENTIC_RUN_STORE_PATH")
-    if path is None:
-        path = check_default_root(default_store_root())
-    return FileSystemRunStore(path)
-
-
-@contextlib.contextmanager
-def run_store_session(
-    run_id: str | None = None, *, store: FileSystemRunStore | None = None
-) -> Iterator[tuple[FileSystemRunStore, str]]:
-    """Yield ``(store, run_id)`` with the run's folder created.
-
-    Args:
-        run_id: The run to use (an existing one when resuming); generated when ``None``.
-        store: Defaults to :func:`run_store_from_env`.
-
-    The folder is kept on exit, on success or failure: it is what ``--resume`` and the
-    session record point at.
-    """
-    store = store or run_store_from_env()
-    run_id = validate_id(run_id if run_id is not None else new_run_id(), "run_id")
-    store.make_dirs(store.run_dir(run_id))
-    logger.debug("run %s: run store folder %s", run_id, store.run_dir(run_id))
-    yield store, run_id

@@ -27,6 +27,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from agentic_orchestration.orchestration.backends._warm_process import child_storage
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["MARKS", "mark", "prime_child", "read_line", "run_child", "send"]
@@ -58,8 +60,9 @@ def read_line(fd: int) -> dict[str, Any] | None:
 
 
 def run_child(target: Callable[..., Any], conn: int, inherited: list[int], *, prime: bool,
-               request: dict[str, Any] | None) -> NoReturn:
-    """In a forked child: detach, (as a spare) prime and wait for the request, point
+               request: dict[str, Any] | None, storage_root: str | None = None) -> NoReturn:
+    """In a forked child: detach, take its private CrewAI storage under ``storage_root``
+    (``_warm_process.child_storage``), (as a spare) prime and wait for the request, point
     stdout/stderr at the step log, run, report the exit code on ``conn``, ``_exit``.
 
     ``os._exit`` because the zygote's atexit handlers and buffers are not the child's to run.
@@ -79,6 +82,7 @@ def run_child(target: Callable[..., Any], conn: int, inherited: list[int], *, pr
         random.seed()  # every child would otherwise draw the same "random" numbers
         MARKS.clear()
         mark("child_started")
+        child_storage(storage_root)  # before any crew is built, the warm-up's included
         if request is None:  # a spare: get ready, then wait for a step
             if prime:
                 prime_child()

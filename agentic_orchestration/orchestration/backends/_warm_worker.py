@@ -14,14 +14,17 @@ and primed (``_warm_prime.prime_child``: a canned kickoff, so the real step is n
 process's first) and then blocked on its own socket until a spec arrives; handing one out
 is a write on that socket, and the next spare is forked while the step runs. With
 ``--spares 0`` a child is forked when the request arrives, as before. Either way each child
-runs exactly one step and exits; crash containment and the per-step log are unchanged.
+runs exactly one step and exits; crash containment and the per-step log are unchanged. Each
+child keeps CrewAI's own storage in a private folder (``_warm_process``), so neither a
+spare's warm-up nor a parallel step contends with a running step for CrewAI's database.
 
 Protocol: JSON lines, requests on stdin, replies on the original stdout (fd 1 is pointed at
 stderr so that a stray ``print`` in an imported module cannot corrupt the channel):
 
 * ``{"ready": true, "pid": P, "preloaded": N, "threads": T, "seconds": S, "spares": N,
-  "primed": B}`` once, after the imports; or ``{"error": "..."}`` and exit 1 when the
-  target cannot be imported.
+  "primed": B, "storage": D}`` once, after the imports (``D``: the children's CrewAI
+  storage root, removed by the launcher too in case the zygote is killed); or
+  ``{"error": "..."}`` and exit 1 when the target cannot be imported.
 * request ``{"spec": ..., "run_id": ..., "step_id": ..., "log": ...}`` ->
   ``{"pid": P}`` as soon as a child has the request (``{"error": "..."}`` for a bad
   request), then ``{"pid": P, "exit": E, "maxrss_kb": K, "marks": {...}}`` when it ended.
@@ -46,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -56,82 +58,33 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentic_orchestration._signals import sigterm_interrupts
 from agentic_orchestration.errors import Terminated
 from agentic_orchestration.orchestration.backends._warm_child import run_child, send
+from agentic_orchestration.orchestration.backends._warm_process import (
+    PRELOAD_MODULES,
+    StepTarget,
+    kill_step_group,
+    make_storage_root,
+    pidfd_of,
+    preload,
+    remove_child_storage,
+    resolve_target,
+)
 
 logger = logging.getLogger(__name__)
+
+# Re-exported: the launchers and tests import these from here.
+__all__ = ["DEFAULT_TARGET", "PRELOAD_MODULES", "Zygote", "kill_step_group", "main",
+           "preload", "resolve_target"]
 
 DEFAULT_TARGET = "agentic_orchestration.orchestration.execute_step:execute_step_main"
 #: Seconds running steps get to write their interrupted result.json when the zygote is
 #: sent SIGTERM, before they are killed.
 TERM_GRACE_SECONDS = 10.0
-
-#: What a first kickoff imports lazily on top of ``import crewai`` (crewai 1.15.30: the
-#: ``sys.modules`` difference around a one-task kickoff against ``ScriptedLLMServer``).
-#: ``openai.resources`` pulls in ~480 of the ~530. Importing them starts no thread; after
-#: this list a first kickoff imported no further module. Names missing in another version
-#: are skipped.
-PRELOAD_MODULES: tuple[str, ...] = (
-    "crewai",
-    "openai",
-    "openai.resources",
-    "openai.resources.chat.completions.messages",
-    "openai.pagination",
-    "openai._extras",
-    "openai._event_handler",
-    "openai._send_queue",
-    "h11",
-    "httpcore",
-    "httpcore._backends.sync",
-    "httpcore._backends.anyio",
-    "httpcore._backends.auto",
-    "httpcore._sync.connection_pool",
-    "httpcore._sync.http11",
-    "httpcore._sync.http_proxy",
-    "httpcore._async.connection_pool",
-    "crewai.hooks.contexts",
-    "crewai.llms.cache",
-    "crewai.skills.tool",
-    "crewai.telemetry.tracing.ephemeral",
-    "crewai.telemetry.tracing.gen_ai_shapes",
-    "crewai.telemetry.tracing.grants",
-    "crewai.telemetry.tracing.handlers",
-    "crewai.telemetry.tracing.last_run",
-    "crewai.telemetry.tracing.providers",
-    "crewai.telemetry.tracing.semantic_conventions",
-    # Our own step path (about 0.23 s per MCP step otherwise): import only, nothing runs.
-    "agentic_orchestration.orchestration.runner",
-    "agentic_orchestration.orchestration.backends.crewai",
-    "agentic_orchestration.mcp.crewai_hotfix",
-)
-
-StepTarget = Callable[..., Any]
-
-
-def preload(modules: tuple[str, ...] = PRELOAD_MODULES) -> int:
-    """Import ``modules``; returns how many imported. A missing one is logged, not fatal."""
-    count = 0
-    for name in modules:
-        try:
-            importlib.import_module(name)
-            count += 1
-        except ImportError as exc:
-            logger.debug("warm worker: cannot preload %s: %s", name, exc)
-    return count
-
-
-def resolve_target(spec: str) -> StepTarget:
-    """``"package.module:function"`` -> the function (imported here, once, before any fork)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"--target must look like 'module:function', got {spec!r}")
-    return getattr(importlib.import_module(module_name), attr)
-
 
 @dataclass
 class _Child:
@@ -152,8 +105,9 @@ class Zygote:
     keep ``spares`` children ready, exit on stdin EOF."""
 
     def __init__(self, target: StepTarget, *, in_fd: int, chan: int, spares: int = 0,
-                 prime: bool = False) -> None:
+                 prime: bool = False, storage_root: str | None = None) -> None:
         self.target = target
+        self.storage_root = storage_root  # children's private CrewAI storage (_warm_process)
         self.in_fd = in_fd
         self.chan = chan
         self.spares_wanted = spares
@@ -165,7 +119,7 @@ class Zygote:
     def serve(self) -> int:
         buffer = b""
         try:
-            self._refill()
+            self.refill()
             while True:
                 everyone = [*self.spares, *self.children.values()]
                 fds = [self.in_fd, *(c.conn for c in everyone if c.conn >= 0),
@@ -185,7 +139,7 @@ class Zygote:
                         line, buffer = buffer.split(b"\n", 1)
                         if line.strip():
                             self._handle(line)
-                self._refill()
+                self.refill()
         except BrokenPipeError:
             logger.warning("warm worker: the coordinator stopped reading; shutting down")
         except Terminated:
@@ -267,13 +221,14 @@ class Zygote:
                          *(c.pidfd for c in everyone if c.pidfd is not None)]
             if self.in_fd > 2:  # fd 0 is replaced by /dev/null in the child anyway
                 inherited.append(self.in_fd)
-            run_child(self.target, theirs, inherited, prime=self.prime, request=request)
+            run_child(self.target, theirs, inherited, prime=self.prime, request=request,
+                      storage_root=self.storage_root)
         os.close(theirs)
-        child = _Child(pid, ours, _pidfd(pid))
+        child = _Child(pid, ours, pidfd_of(pid))
         child.marks["zygote_fork"] = forked_at
         return child
 
-    def _refill(self) -> None:
+    def refill(self) -> None:
         """Fork spares up to the wanted number, one still priming at a time (priming is a
         kickoff's worth of CPU: several at once would slow the step that is running)."""
         while len(self.spares) < self.spares_wanted:
@@ -314,7 +269,10 @@ class Zygote:
             wpid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if wpid != child.pid:
                 continue
+            if not child.reported:  # its "done" may have arrived after select() returned
+                self._read_child(child, block=False)
             self._close(child)
+            remove_child_storage(self.storage_root, child.pid)
             if child.request is None:  # a spare that never got a step
                 logger.warning("warm worker: spare process %s ended before any step (%s)",
                                child.pid, os.waitstatus_to_exitcode(status))
@@ -329,6 +287,7 @@ class Zygote:
         kill_step_group(child.pid)
         os.waitpid(child.pid, 0)
         self._close(child)
+        remove_child_storage(self.storage_root, child.pid)
 
     @staticmethod
     def _close(child: _Child) -> None:
@@ -347,29 +306,6 @@ class Zygote:
             logger.warning("warm worker: killing step process %s (coordinator gone)", pid)
             self._discard(child)
         self.children.clear()
-
-
-def kill_step_group(pid: int, *, unreaped: bool = True) -> None:
-    """SIGKILL a step's process group (the step called setsid, so its pid is the group id).
-
-    ``unreaped``: the step's own pid cannot have been reused yet, so it may be signalled
-    alone while it has no group (between fork and setsid). Once it was reaped only the group
-    is signalled: Linux does not reuse a pid that is still a process group id, so a group
-    that still exists is the step's stragglers (MCP servers it started).
-    """
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        if unreaped:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):  # old kernel: serve() falls back to polling
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,13 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         from agentic_orchestration.orchestration.backends._warm_prime import prime_zygote
 
         logger.debug("warm worker: primed %s", prime_zygote())
-    send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
-                 "threads": threading.active_count(),
-                 "seconds": round(time.perf_counter() - started, 3),
-                 "spares": max(args.spares, 0), "primed": prime})
-    with sigterm_interrupts():
-        return Zygote(target, in_fd=0, chan=chan, spares=max(args.spares, 0),
-                      prime=prime).serve()
+    storage_root = make_storage_root()
+    zygote = Zygote(target, in_fd=0, chan=chan, spares=max(args.spares, 0), prime=prime,
+                    storage_root=storage_root)
+    try:
+        zygote.refill()  # before "ready": a launch right after it finds its spare forked
+        send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
+                     "threads": threading.active_count(),
+                     "seconds": round(time.perf_counter() - started, 3),
+                     "spares": max(args.spares, 0), "primed": prime,
+                     "storage": storage_root})
+        with sigterm_interrupts():
+            return zygote.serve()
+    finally:
+        remove_child_storage(storage_root)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ from typing import IO, Any, ClassVar
 
 from agentic_orchestration import settings
 from agentic_orchestration.errors import BackendError, ZygoteGone
-from agentic_orchestration.orchestration.backends._warm_worker import kill_step_group
+from agentic_orchestration.orchestration.backends._warm_process import (
+    STORAGE_PREFIX,
+    kill_step_group,
+    remove_child_storage,
+)
 from agentic_orchestration.orchestration.backends.base import StepSpec
 from agentic_orchestration.orchestration.backends.launcher import (
     StepExit,
@@ -120,6 +124,9 @@ class WarmLauncher(StepLauncher):
             proc.wait()
         if self._reader is not None:
             self._reader.join(5)  # it stops at the EOF the zygote's exit gave
+        storage = (self.ready_info or {}).get("storage")
+        if isinstance(storage, str) and Path(storage).name.startswith(STORAGE_PREFIX):
+            remove_child_storage(storage)  # the zygote removes it, unless it was killed
         proc.stdout.close()
         if self._stderr is not None:
             self._stderr.close()
