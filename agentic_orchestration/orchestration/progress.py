@@ -1,7 +1,7 @@
-"""Progress for people and for the web UI: ``(progress)`` lines, or a live status on a TTY.
+"""Progress for people and machines: ``(progress)`` lines or a live status, and run events.
 
-Line format (a contract: the web UI parses these lines from stdout; change it only
-together with the UI). One event per line, each starting with ``(progress) ``; ``<i>`` is
+Line format (a contract: scripts and other tools read these lines from stdout; change it
+only with care; the web UI reads the typed events below instead). One event per line, each starting with ``(progress) ``; ``<i>`` is
 1-based, ``<n>`` the number of steps in the plan, ``<s>`` seconds with two decimals::
 
     (progress) run <run_id> started: <n> steps [<backend>]
