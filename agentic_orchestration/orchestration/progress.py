@@ -1,8 +1,9 @@
 """Progress for people and machines: ``(progress)`` lines or a live status, and run events.
 
 Line format (a contract: scripts and other tools read these lines from stdout; change it
-only with care; the web UI reads the typed events below instead). One event per line, each starting with ``(progress) ``; ``<i>`` is
-1-based, ``<n>`` the number of steps in the plan, ``<s>`` seconds with two decimals::
+only with care; the web UI reads the typed events below instead). One event per line,
+each starting with ``(progress) ``; ``<i>`` is 1-based, ``<n>`` the number of steps in
+the plan, ``<s>`` seconds with two decimals::
 
     (progress) run <run_id> started: <n> steps [<backend>]
     (progress) step <i>/<n> <step_id> started [agent <provider_id>]
