@@ -123,7 +123,6 @@ class CrewAIExecutionBackend(ExecutionBackend):
             from agentic_orchestration.orchestration.backends._crewai_graph import run_graph
 
             return run_graph(self, config, options=options, catalog=catalog)
-        config = in_run_order(config)
         reporter = self._reporter(options)
         reporter.run_started(options.run_id, len(config.steps), self.name, steps=config.steps)
         budget = RunBudget.from_settings().start()
@@ -257,20 +256,6 @@ def _check_after_llm_calls(built: BuiltWorkflow, check: Any) -> None:
             return answer
 
         object.__setattr__(llm, "call", call)  # an instance attribute, past pydantic
-
-
-def in_run_order(config: WorkflowConfig) -> WorkflowConfig:
-    """``config`` with its steps in a valid run order (``step_graph``), each naming its
-    dependencies explicitly (an absent ``depends_on`` means "the step written before", which
-    a new order would change). A chain, or a graph already in order, is returned as is."""
-    graph = StepGraph.from_steps(config.steps)
-    order = graph.order()
-    if order == graph.ids:
-        return config
-    explicit = {s.id: s.model_copy(update={"depends_on": list(graph.deps[s.id])})
-                for s in config.steps}
-    logger.info("plan %s runs in dependency order: %s", config.name, ", ".join(order))
-    return config.model_copy(update={"steps": [explicit[i] for i in order]})
 
 
 def _cancellation(exc: BaseException) -> RunCancelled | None:
