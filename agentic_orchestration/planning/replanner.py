@@ -38,7 +38,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,11 +47,15 @@ from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import StepConfig, WorkflowConfig
 from agentic_orchestration.errors import AgenticError
 from agentic_orchestration.planning._prompt import build_replan_prompt, repair_prompt
-from agentic_orchestration.planning.plan_schema import NAME_MAX_CHARS, step_schema
+from agentic_orchestration.planning._revision import (
+    REASON_MAX_CHARS,
+    build_revision_schema,
+    fresh_ids,
+    keep_repeated_texts,
+)
+from agentic_orchestration.planning.plan_schema import NAME_MAX_CHARS
 from agentic_orchestration.planning.plan_validation import (
-    _has_words,
     _max_steps,
-    _same_text,
     dependency_problems,
     normalise_plan,
     parse_answer,
@@ -71,7 +74,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["IterativePlan", "Replanner", "Revision", "build_revision_schema"]
 
-_REASON_MAX_CHARS = 200
 _REPAIR_ECHO_CHARS = 2000
 #: Fields of a step whose change makes it "revised" rather than "kept".
 _STEP_FIELDS = ("agent_provider", "mcp_providers", "description", "expected_output",
@@ -142,45 +144,6 @@ class Revision:
                 "steps": steps}
 
 
-def build_revision_schema(catalog: Catalog, *, finished: list[str], ids: list[str],
-                          max_steps: int,
-                          pinned: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """JSON Schema of a revision: ``done`` first (under a grammar the model decides that
-    before writing steps), a bounded ``reason``, then the remaining steps with ids from
-    ``ids`` (pending and fresh) only.
-
-    ``pinned`` (``(step id, agent id)`` of each pending step, for a base model): the answer
-    is either ``done`` with ``steps: []`` or ``done: false`` with exactly those steps, in
-    that order, each with its id and agent fixed and no ``depends_on`` (they keep theirs).
-    """
-    step = step_schema(catalog, depends_on_ids=[*finished, *ids], id_enum=ids)
-    reason = {"type": "string", "minLength": 1, "maxLength": _REASON_MAX_CHARS}
-    if pinned is not None:
-        plain = {k: v for k, v in step["properties"].items() if k != "depends_on"}
-        fixed = [{**step, "properties": {**plain, "id": {"type": "string", "enum": [sid]},
-                                         "agent_provider": {"type": "string",
-                                                            "enum": [agent]}}}
-                 for sid, agent in pinned]
-        empty = {"type": "array", "items": step, "maxItems": 0}
-        # Two exact shapes: the grammar settles which with the first token after "done".
-        return {"anyOf": [
-            {"type": "object", "properties": {"done": {"const": True}, "reason": reason,
-                                              "steps": empty},
-             "required": ["done", "reason", "steps"], "additionalProperties": False},
-            {"type": "object", "properties": {
-                "done": {"const": False}, "reason": reason,
-                "steps": {"type": "array", "prefixItems": fixed, "items": False,
-                          "minItems": len(fixed), "maxItems": len(fixed)}},
-             "required": ["done", "reason", "steps"], "additionalProperties": False}]}
-    return {"type": "object",
-            "properties": {
-                "done": {"type": "boolean"},
-                "reason": reason,
-                "steps": {"type": "array", "items": step, "minItems": 0,
-                          "maxItems": max_steps}},
-            "required": ["done", "reason", "steps"], "additionalProperties": False}
-
-
 class Replanner:
     """Asks the planner model for a revision of a running plan; see the module docstring.
 
@@ -226,7 +189,7 @@ class Replanner:
         outputs = {r.step_id: r.result_text or "" for r in results if r.ok}
         finished = [s for s in plan.steps if s.id in outputs]
         pending = [s for s in plan.steps if s.id not in outputs]
-        fresh = _fresh_ids({s.id for s in plan.steps} | (used_ids or set()), self.max_steps)
+        fresh = fresh_ids({s.id for s in plan.steps} | (used_ids or set()), self.max_steps)
         revision.pinned = self.pinned
         if revision.pinned:
             if not pending:  # nothing a pinned answer could change: the plan is over
@@ -259,7 +222,7 @@ class Replanner:
                                                 max_tokens=max_tokens, usage=revision)
                 data, problems = parse_answer(answer)
                 if not problems and revision.pinned:
-                    _keep_repeated_texts(data, pending)
+                    keep_repeated_texts(data, pending)
                 if not problems:
                     problems = self._problems(data, schema, finished, pending)
                 if not problems:
@@ -321,7 +284,7 @@ class Replanner:
         """Fill ``revision`` from a valid answer: the new plan and what changed."""
         revision.valid, revision.error = True, None
         revision.done = bool(data["done"])
-        revision.reason = " ".join(str(data.get("reason", "")).split())[:_REASON_MAX_CHARS]
+        revision.reason = " ".join(str(data.get("reason", "")).split())[:REASON_MAX_CHARS]
         answer = [] if revision.done else normalise_plan(data)[0]["steps"]
         before = {s.id: s for s in pending}
         new_steps = [StepConfig(
@@ -349,38 +312,6 @@ class Replanner:
         frozen = [s.model_copy(update={"depends_on": list(deps[s.id])}) for s in finished]
         revision.plan = plan.model_copy(update={"steps": [*frozen, *new_steps]})
         WorkflowConfig.model_validate(revision.plan.model_dump())  # graph checked again
-
-
-def _keep_repeated_texts(data: Any, pending: list[StepConfig]) -> None:
-    """In a pinned answer, give a step whose description is blank or repeats an earlier
-    step's its own pending texts back (it is then "kept").
-
-    A base model under the grammar often copies the first step's text into the next one
-    (in the benchmark, 1 round in 6 spent a repair turn on it). Pinned, step ``k`` of the
-    answer is pending step ``k``, so keeping its text is always possible and free; a
-    repair turn doubles the round.
-    """
-    steps = data.get("steps") if isinstance(data, dict) and data.get("done") is False else None
-    if not isinstance(steps, list) or len(steps) != len(pending):
-        return
-    for index, step in enumerate(steps):
-        if not isinstance(step, dict):
-            continue
-        text = step.get("description")
-        earlier = [s.get("description") for s in steps[:index] if isinstance(s, dict)]
-        if not isinstance(text, str) or not _has_words(text) or any(
-                _same_text(other, text) for other in earlier):
-            step["description"] = pending[index].description
-            step["expected_output"] = pending[index].expected_output
-
-
-def _fresh_ids(used: set[str], count: int) -> list[str]:
-    """``count`` ids ``step_<n>`` after the highest number used so far (never reused: a
-    removed step's id stays its own in the records)."""
-    numbers = [int(m.group(1)) for i in used if (m := re.fullmatch(r"step_(\d+)", i))]
-    start = max(numbers, default=len(used)) + 1
-    return [f"step_{n}" for n in range(start, start + count)
-            if f"step_{n}" not in used][:count]
 
 
 class IterativePlan:
