@@ -22,8 +22,9 @@ and the breakdown of one step's critical path is printed. Memory: coordinator, z
 spares (PSS: pages shared with the zygote counted once) and step children, next to Ray's
 processes.
 
-Run: ``.venv/bin/python benchmarks/bench_vs_ray.py [--rounds 6] [--skip-ray]``. Prints; asserts
-nothing. The machine is shared: the load average is printed with each mode.
+Run: ``.venv/bin/python benchmarks/bench_vs_ray.py [--rounds 6] [--repeat 3] [--skip-ray]``.
+Prints; asserts nothing. The machine is shared: the load average is printed with each mode,
+and ``--repeat`` runs the modes again, interleaved, pooling their steady rounds (medians).
 """
 
 from __future__ import annotations
@@ -254,8 +255,8 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
             attempts.append({"start": time.monotonic()})
             return real_spec(self, spec)
 
-        def write_result(self, result):
-            path = real_result(self, result)
+        def write_result(self, result, **kwargs):
+            path = real_result(self, result, **kwargs)
             attempts[-1]["end"] = time.monotonic()
             return path
 
@@ -293,10 +294,40 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
         ray.shutdown()
 
 
-def _run_mode(mode: str, python: str, server, config_dir: str, store: str, rounds: int) -> dict:
-    proc = subprocess.Popen([python, __file__, "--child", mode, config_dir, store, str(rounds)],
+def _merge(runs: list[dict]) -> dict:
+    """``--repeat``: one mode's runs as one (the first round of the first run stays apart;
+    every run's steady rounds and steady steps pooled; memory from the last run)."""
+    first, last = runs[0], runs[-1]
+    merged = {**last, "overhead": first["overhead"][:1], "busy": first["busy"][:1],
+              "marks": first["marks"][:STEPS],
+              "load": [min(r["load"][0] for r in runs), max(r["load"][1] for r in runs)],
+              "repeat_medians": [statistics.median(r["overhead"][1:]) for r in runs],
+              "step_maxrss": []}
+    for run in runs:
+        merged["overhead"] += run["overhead"][1:]
+        merged["busy"] += run["busy"][1:]
+        merged["marks"] += run["marks"][STEPS:]
+        merged["step_maxrss"] += run["step_maxrss"]
+    return merged
+
+
+BEFORE = " (before)"
+
+
+def _kind(mode: str) -> str:
+    return MODES[mode.removesuffix(BEFORE)][0]
+
+
+def _run_mode(mode: str, python: str, server, config_dir: str, store: str, rounds: int, *,
+              before: str = "") -> dict:
+    """One mode's coordinator; a ``(before)`` mode runs ``--before``'s own copy of this
+    benchmark on that checkout's code (the same child protocol)."""
+    repo = Path(before) if mode.endswith(BEFORE) else REPO
+    script = repo / "benchmarks" / Path(__file__).name
+    proc = subprocess.Popen([python, str(script), "--child", mode.removesuffix(BEFORE),
+                             config_dir, store, str(rounds)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, **QUIET, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, **QUIET, "PYTHONPATH": str(repo)})
     assert proc.stdin is not None and proc.stdout is not None
     busy, before = [], None
     for line in proc.stdout:
@@ -337,12 +368,12 @@ def _steady(data: dict) -> list[dict]:
 
 
 def _breakdown(results: dict[str, dict]) -> None:
-    warm = [mode for mode in results if MODES[mode][0] == "warm"]
+    warm = [mode for mode in results if _kind(mode) == "warm"]
     if not warm:
         return
     print("\nwhere a warm step's time goes (median ms over the steady-state steps; "
           "LLM time subtracted from the kickoff):")
-    print(f"  {'phase':<55}" + "".join(f"{mode:>14}" for mode in warm))
+    print(f"  {'phase':<55}" + "".join(f"{mode:>22}" for mode in warm))
     for label, first, last in PHASES:
         row = []
         for mode in warm:
@@ -351,7 +382,7 @@ def _breakdown(results: dict[str, dict]) -> None:
                       if first in m and last in m]
             value = statistics.median(values) if values else float("nan")
             row.append(value - (server if last == "kickoff_done" else 0.0))
-        print(f"  {label:<55}" + "".join(f"{v:>14.1f}" for v in row))
+        print(f"  {label:<55}" + "".join(f"{v:>22.1f}" for v in row))
     for label, key in (("  of which fork -> child running (forked on request)", "fork"),
                        ("critical path of one step, start to end, - LLM", "total"),
                        ("per-step share of per-run work (specs, run.json)", "run")):
@@ -369,21 +400,27 @@ def _breakdown(results: dict[str, dict]) -> None:
             else:
                 row.append(statistics.median(results[mode]["overhead"][1:])
                            - statistics.median(totals))
-        print(f"  {label:<55}" + "".join(f"{v:>14.1f}" for v in row))
+        print(f"  {label:<55}" + "".join(f"{v:>22.1f}" for v in row))
 
 
 def _report(results: dict[str, dict], llm_ms: float) -> None:
-    base = statistics.median(results["inprocess"]["overhead"][1:])
     print(f"\n{STEPS}-step plan, scripted LLM ({llm_ms:g} ms per reply), overhead = wall - "
           "time in the LLM server, per step")
-    print(f"{'mode':<17}{'rounds':>7}{'1st round':>11}{'steady med':>12}{'min-max':>15}"
+    print(f"{'mode':<22}{'rounds':>7}{'1st round':>11}{'steady med':>12}{'min-max':>15}"
           f"{'x inproc':>10}{'- inproc':>10}{'load':>11}")
     for mode, data in results.items():
         steady = data["overhead"][1:]
         med = statistics.median(steady)
-        print(f"{mode:<17}{len(data['overhead']):>7}{data['overhead'][0]:>9.0f}ms"
+        if mode.endswith(BEFORE) and "inprocess" + BEFORE in results:
+            base = statistics.median(results["inprocess" + BEFORE]["overhead"][1:])
+        else:
+            base = statistics.median(results["inprocess"]["overhead"][1:])
+        repeats = data.get("repeat_medians", [])
+        print(f"{mode:<22}{len(data['overhead']):>7}{data['overhead'][0]:>9.0f}ms"
               f"{med:>10.1f}ms{min(steady):>7.0f}-{max(steady):<6.0f}{med / base:>9.2f}x"
-              f"{med - base:>+8.0f}ms{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}")
+              f"{med - base:>+8.0f}ms{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}"
+              + ("  runs: " + " ".join(f"{r:.0f}" for r in repeats) if len(repeats) > 1
+                 else ""))
     _breakdown(results)
     print("\nmemory at the end of the last round (MB; PSS counts pages shared with the zygote "
           "once):")
@@ -407,6 +444,13 @@ def _report(results: dict[str, dict], llm_ms: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds of fast modes (>= 2)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every mode this many times, interleaved (a fresh coordinator "
+                             "each time); figures pool the steady rounds of all runs")
+    parser.add_argument("--before", default="",
+                        help="a checkout of an earlier commit (git worktree add DIR COMMIT): "
+                             "its inprocess and warm prefork run too, as '(before)' modes, "
+                             "interleaved with this checkout's")
     parser.add_argument("--skip-ray", action="store_true", help="no Ray modes")
     parser.add_argument("--modes", default="", help="comma-separated subset of modes")
     parser.add_argument("--llm-ms", type=float, default=0.0,
@@ -424,7 +468,9 @@ def main() -> None:
     modes = [m for m in modes if not (args.skip_ray and MODES[m][0] == "ray")]
     if "inprocess" not in modes:
         modes.insert(0, "inprocess")
-    ray_python = ensure_ray_venv() if any(MODES[m][0] == "ray" for m in modes) else None
+    if args.before:
+        modes[1:1] = ["inprocess" + BEFORE, "warm prefork" + BEFORE]
+    ray_python = ensure_ray_venv() if any(_kind(m) == "ray" for m in modes) else None
     print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} CPUs "
           "(others' builds share this machine)", flush=True)
     def answer(request: dict) -> str:
@@ -438,13 +484,19 @@ def main() -> None:
         os.environ.update(HOME=f"{tmp}/home", XDG_DATA_HOME=f"{tmp}/home/share",
                           XDG_CACHE_HOME=f"{tmp}/home/cache")
         config_dir = write_writer_catalog(Path(tmp) / "config", server.base_url)
-        results = {}
-        for mode in modes:
-            python = str(ray_python) if MODES[mode][0] == "ray" else sys.executable
-            rounds = 2 if mode in SLOW else max(args.rounds, 2)
-            print(f"running {mode} ({rounds} rounds)...", file=sys.stderr, flush=True)
-            results[mode] = _run_mode(mode, python, server, str(config_dir),
-                                      str(Path(store_root) / "store"), rounds)
+        runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+        for repeat in range(max(args.repeat, 1)):  # interleaved: a load spike hits every mode
+            for mode in modes:
+                if repeat and mode in SLOW:
+                    continue  # seconds per step: one run says enough
+                python = str(ray_python) if _kind(mode) == "ray" else sys.executable
+                rounds = 2 if mode in SLOW else max(args.rounds, 2)
+                print(f"running {mode} ({rounds} rounds, run {repeat + 1}, load "
+                      f"{os.getloadavg()[0]:.1f})...", file=sys.stderr, flush=True)
+                runs[mode].append(_run_mode(mode, python, server, str(config_dir),
+                                            str(Path(store_root) / "store"), rounds,
+                                            before=args.before))
+        results = {mode: _merge(found) for mode, found in runs.items()}
     _report(results, args.llm_ms)
 
 
