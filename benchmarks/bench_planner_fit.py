@@ -1,11 +1,17 @@
-"""Do the embedded model's plans fit the goal? 10 goals of five kinds, shipped catalog.
+"""Do the embedded model's plans fit the goal? 10 goals of several kinds, shipped catalog.
 
-Per goal: the goal's kind, the plan's agents, whether they fit (a code goal gets the coder,
+Per goal and planner path: the plan's agents, whether they fit (a code goal gets the coder,
 a goal asking for a review gets the reviewer, a comparison gets the analyst, nothing but a
-code goal gets the coder), and how many step descriptions are a worked example copied word
-for word (``{topic}`` filled in). Then the shares. No asserts: figures only.
+code goal gets the coder), its step descriptions, how many are an example copied word for
+word (normalised; ``{topic}`` filled in; the JSON path's templates and the frame's example
+lines both count), how many are the frame's fallback (a template after two rejected lines),
+and seconds. Then the shares and the mean time per path. No asserts: figures only.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_planner_fit.py [--show]``
+Paths: ``frame`` (default for a base model: a line per pinned step, ``planning._frame``)
+and, with ``--old``, ``json`` (the whole plan as one JSON answer, as before), run one after
+the other on the same server so the figures compare.
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_planner_fit.py [--old] [--goals N]``
 """
 
 from __future__ import annotations
@@ -14,31 +20,28 @@ import argparse
 import logging
 import os
 import re
+import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-GOALS = [
+GOALS = [  # guide, trip plan, code + review, comparison, French summary, braces,
+    # explanation, email, list of benefits, recipe
+    "Write a short guide to brewing green tea and have it reviewed",
     "Plan a three-day trip to Rome on a budget",
     "Write a Python function that checks whether a string is a palindrome, then review it",
+    "Compare PostgreSQL and SQLite for a small web app and recommend one",
     "Résume en français les causes de la Révolution française",
     "Explain what {braces} mean in a Python f-string",
-    "Compare PostgreSQL and SQLite for a small web app and recommend one",
-    "Write a bash script that backs up my home folder every night",
+    "Explain why the sky is blue to a ten-year-old",
     "Draft a polite email asking my landlord to fix the heating",
     "List five practical benefits of writing unit tests",
-    "Which is better for a beginner, a road bike or a hybrid bike?",
-    "Write a short guide to brewing green tea and have it reviewed",
+    "Give me a recipe for a quick vegetable curry for two",
 ]
 
 _CLOUD_ENV = ("OPENAI_API_KEY", "HF_TOKEN", "OLLAMA_HOST", "AGENTIC_PLANNER_PROVIDER",
               "AGENTIC_EXTRA_AGENT_PROVIDERS_PATH", "AGENTIC_LOCAL_LLM_URL")
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def fits(goal: str, kind: str, roles: list[str]) -> tuple[bool, str]:
@@ -55,9 +58,71 @@ def fits(goal: str, kind: str, roles: list[str]) -> tuple[bool, str]:
     return True, ""
 
 
+def shown_examples(catalog, goal: str) -> set[str]:  # type: ignore[no-untyped-def]
+    """Every example description either path shows for ``goal``, normalised."""
+    from agentic_orchestration.planning import _frame
+    from agentic_orchestration.planning._prompt import example_plans, goal_kind
+
+    texts = [step["description"] for _, plan in example_plans(catalog, goal)
+             for step in plan["steps"]]
+    steps = _frame.frame_steps(catalog, goal)
+    texts += [s.template for s in steps]
+    texts += [line for _, lines in _frame.example_lines(goal_kind(goal), steps)
+              for line in lines]
+    return {_frame.normalise(t.replace("{topic}", goal)) for t in texts}
+
+
+def run_path(name: str, planner, catalog, goals: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    from agentic_orchestration.errors import PlanError
+    from agentic_orchestration.planning import _frame
+    from agentic_orchestration.planning._prompt import goal_kind
+
+    figures = {"valid": 0, "fit": 0, "clean": 0, "all_copied": 0, "fallbacks": 0,
+               "seconds": []}
+    print(f"\n== {name} ==")
+    for goal in goals:
+        kind = goal_kind(goal)
+        try:
+            plan = planner.plan(goal)
+        except PlanError as exc:
+            print(f"[{kind:7}] FAILED {planner.last_stats.seconds:5.1f}s  {goal}\n    {exc}")
+            continue
+        stats = planner.last_stats
+        figures["valid"] += 1
+        figures["seconds"].append(stats.seconds)
+        roles = [catalog.agents[s.agent_provider].role for s in plan.steps]
+        ok, why = fits(goal, kind, roles)
+        shown = shown_examples(catalog, goal)
+        copied = [_frame.normalise(s.description.replace("{topic}", goal)) in shown
+                  for s in plan.steps]
+        figures["fit"] += ok
+        figures["clean"] += not any(copied)
+        figures["all_copied"] += all(copied)
+        figures["fallbacks"] += len(stats.fallback_descriptions)
+        print(f"[{kind:7}] {'fits' if ok else 'NO  '}  copied {sum(copied)}/{len(copied)}  "
+              f"fallbacks {len(stats.fallback_descriptions)}  calls {stats.attempts}  "
+              f"{stats.seconds:5.1f}s  {' > '.join(roles)}  | {goal}"
+              + (f"\n    {why}" if why else ""))
+        for step, copy in zip(plan.steps, copied, strict=True):
+            print(f"      {'COPY ' if copy else '     '}[{step.agent_provider}] "
+                  f"{step.description}")
+    return figures
+
+
+def summary(name: str, figures: dict, total: int) -> str:  # type: ignore[type-arg]
+    seconds = figures["seconds"]
+    mean = f"{statistics.mean(seconds):.1f}s" if seconds else "-"
+    return (f"{name:5}  valid {figures['valid']}/{total}  agents fit {figures['fit']}/{total}"
+            f"  no copied description {figures['clean']}/{total}  every description "
+            f"copied {figures['all_copied']}/{total}  fallbacks {figures['fallbacks']}  "
+            f"mean {mean}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--show", action="store_true", help="print each plan's steps")
+    parser.add_argument("--old", action="store_true",
+                        help="also run the JSON path (the whole plan as one answer)")
+    parser.add_argument("--goals", type=int, default=len(GOALS), help="first N goals only")
     args = parser.parse_args()
     for name in _CLOUD_ENV:
         os.environ.pop(name, None)
@@ -65,42 +130,20 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
 
     from agentic_orchestration.catalogs import load_catalog
-    from agentic_orchestration.errors import PlanError
     from agentic_orchestration.planning import DynamicPlanner
-    from agentic_orchestration.planning._prompt import example_plans, goal_kind
     from agentic_orchestration.providers.local_model import ensure_local_server
 
     catalog = load_catalog()
     ensure_local_server()
-    planner = DynamicPlanner(catalog)
-    fitting = copied_plans = valid = 0
-    began = time.perf_counter()
-    for goal in GOALS:
-        kind = goal_kind(goal)
-        shown = {_norm(step["description"].replace("{topic}", goal))
-                 for _, plan in example_plans(catalog, goal) for step in plan["steps"]}
-        try:
-            plan = planner.plan(goal)
-        except PlanError as exc:
-            print(f"[{kind:7}] FAILED  {goal}\n    {exc}")
-            continue
-        valid += 1
-        roles = [catalog.agents[s.agent_provider].role for s in plan.steps]
-        ok, why = fits(goal, kind, roles)
-        copies = sum(_norm(s.description.replace("{topic}", goal)) in shown for s in plan.steps)
-        fitting += ok
-        copied_plans += copies == len(plan.steps)
-        print(f"[{kind:7}] {'fits ' if ok else 'NO   '} copied {copies}/{len(plan.steps)}  "
-              f"{planner.last_stats.seconds:5.1f}s  {' > '.join(roles)}  | {goal}"
-              + (f"\n    {why}" if why else ""))
-        if args.show:
-            for step in plan.steps:
-                print(f"      [{step.agent_provider}] {step.description} "
-                      f"=> {step.expected_output}")
-    total = len(GOALS)
-    print(f"valid plans {valid}/{total}; agents fit the goal {fitting}/{total} "
-          f"({100 * fitting / total:.0f}%); plans made only of copied example steps "
-          f"{copied_plans}/{total}; {time.perf_counter() - began:.0f}s in all")
+    goals = GOALS[: args.goals]
+    DynamicPlanner(catalog).plan("Warm up: list two facts about tea")  # model load
+    results = {"frame": run_path("frame", DynamicPlanner(catalog), catalog, goals)}
+    if args.old:
+        results["json"] = run_path("json", DynamicPlanner(catalog, frame=False), catalog,
+                                   goals)
+    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for name, figures in results.items():
+        print(summary(name, figures, len(goals)))
     return 0
 
 

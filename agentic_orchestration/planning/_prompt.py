@@ -101,20 +101,33 @@ def _slots(kind: str, goal: str | None) -> tuple[str, tuple[tuple[str, str, str]
     return f"{example_goal}, then review it", (*kept, review)
 
 
-def _example(catalog: Catalog, kind: str, search: str | None, *,
-             goal: str | None = None) -> tuple[str, dict[str, Any]]:
-    """One worked example of ``kind`` built from the catalog's own agents."""
-    example_goal, slots = _slots(kind, goal)
-    steps, taken = [], set()
+def fitted_slots(catalog: Catalog, kind: str, *, goal: str | None = None,
+                 ) -> list[tuple[str, Any, str, str]]:
+    """``(slot, agent entry, description template, expected output)`` for each slot of
+    ``kind`` that a catalog agent fits, in order; ``slot`` names it (``fact``, ``program``,
+    ``compar``, ``writ``, ``review``: its pattern's first word) for the base-model frame's
+    examples (``_frame``)."""
+    _, slots = _slots(kind, goal)
+    fitted, taken = [], set()
     for pattern, description, expected in slots:
         entry = next((a for a in catalog.available_agents if a.id not in taken and
                       re.search(pattern, f"{a.role} {a.planner_hint}", re.IGNORECASE)),
                      None)
         if entry is not None:
             taken.add(entry.id)
-            tools = [search] if search and not steps and kind != "code" else []
-            steps.append({"agent_provider": entry.id, "mcp_providers": tools,
-                          "description": description, "expected_output": expected})
+            fitted.append((pattern.split("|", 1)[0], entry, description, expected))
+    return fitted
+
+
+def _example(catalog: Catalog, kind: str, search: str | None, *,
+             goal: str | None = None) -> tuple[str, dict[str, Any]]:
+    """One worked example of ``kind`` built from the catalog's own agents."""
+    example_goal, _ = _slots(kind, goal)
+    steps: list[dict[str, Any]] = []
+    for _slot, entry, description, expected in fitted_slots(catalog, kind, goal=goal):
+        tools = [search] if search and not steps and kind != "code" else []
+        steps.append({"agent_provider": entry.id, "mcp_providers": tools,
+                      "description": description, "expected_output": expected})
     return example_goal, {"steps": steps}
 
 

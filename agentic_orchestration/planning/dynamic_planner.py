@@ -9,10 +9,17 @@ JSON Schema from ``plan_schema`` (sent as ``response_format``), then checked aga
 An invalid answer gets exactly one repair attempt that shows the model its own answer and
 the precise problems; a second invalid answer is a ``PlanError`` (exit code 3). More retries
 rarely help a model that already failed twice and only delay the error.
+
+A small *base* model (the bundled Gemma, no chat template) gets its plan's agents pinned to
+the goal kind's example and writes only each step's description, one short schema-bound
+string per step in a document it continues (``_frame``); the plan is then assembled in code
+and validated like any other. Asked for the whole JSON plan it copied the example's template
+descriptions in 8 of 10 plans.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,7 +29,13 @@ from agentic_orchestration import settings
 from agentic_orchestration.catalogs.models import AgentProviderEntry, WorkflowConfig
 from agentic_orchestration.errors import ConfigError, PlanError
 from agentic_orchestration.knowledge import planner_context
-from agentic_orchestration.planning._prompt import build_prompt, plan_skeleton, repair_prompt
+from agentic_orchestration.planning import _frame
+from agentic_orchestration.planning._prompt import (
+    _search_tool,
+    build_prompt,
+    plan_skeleton,
+    repair_prompt,
+)
 from agentic_orchestration.planning.plan_schema import build_plan_schema
 
 # Parsing and validation live in ``plan_validation``; they are re-exported here so
@@ -32,6 +45,7 @@ from agentic_orchestration.planning.plan_validation import (
     normalise_plan,
     parse_answer,
     plan_from_data,
+    schema_problems,
     validate_plan,
 )
 from agentic_orchestration.providers.agent_providers import (
@@ -53,6 +67,8 @@ _TOKENS_PER_STEP = 180
 _TOKENS_FIXED = 80
 #: How much of a bad answer goes back to the model in the repair request.
 _REPAIR_ECHO_CHARS = 2000
+#: A framed step's line (``_frame.line_schema``: at most ~130 characters) and its quotes.
+_LINE_TOKENS = 64
 
 
 @dataclass
@@ -63,6 +79,10 @@ class PlanStats:
     attempts: int = 0
     first_try_valid: bool = False
     seconds: float = 0.0
+    #: A base model's plan: written one step line at a time (``_frame``), not as JSON.
+    framed: bool = False
+    #: Framed steps whose two lines were rejected and which got the kind's template instead.
+    fallback_descriptions: list[str] = field(default_factory=list)
     #: Problems found in each invalid answer, in attempt order.
     problems: list[list[str]] = field(default_factory=list)
     #: Steps cut from the accepted answer because they repeated an earlier step.
@@ -80,6 +100,8 @@ class DynamicPlanner:
         provider: A provider, entry or id to plan with; default ``AGENTIC_PLANNER_PROVIDER``,
             else ``catalog.best_agent()``.
         max_steps: Upper bound on steps; default ``AGENTIC_MAX_PLAN_STEPS``.
+        frame: Let a base model write its pinned steps' lines (``_frame``); False asks it
+            for the whole JSON plan as before (kept so the benchmark can compare them).
 
     Raises:
         ConfigError: The requested planner provider is unknown or unavailable here.
@@ -88,8 +110,9 @@ class DynamicPlanner:
 
     def __init__(self, catalog: Catalog, *,
                  provider: AgentProvider | AgentProviderEntry | str | None = None,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, frame: bool = True) -> None:
         self.catalog = catalog
+        self.frame = frame
         self.max_steps = max_steps if max_steps is not None else _max_steps()
         self.provider = self._resolve_provider(provider)
         self.last_stats = PlanStats(provider_id=self.provider.id)
@@ -143,6 +166,11 @@ class DynamicPlanner:
         started = time.perf_counter()
         stats = self.last_stats = PlanStats(provider_id=self.provider.id)
         skeleton = self._skeleton(goal)
+        if skeleton is not None and self.frame:
+            try:
+                return self._plan_framed(goal, stats)
+            finally:
+                stats.seconds = time.perf_counter() - started
         schema = build_plan_schema(self.catalog, max_steps=self.max_steps, skeleton=skeleton)
         kb = planner_context(goal)  # past results for the goal (AGENTIC_KB=0: none)
         messages: list[dict[str, str]] = [
@@ -185,6 +213,56 @@ class DynamicPlanner:
             stats.seconds = time.perf_counter() - started
         raise PlanError(f"planner {self.provider.id} gave no valid plan after "
                         f"{stats.attempts} attempts: " + "; ".join(stats.problems[-1]))
+
+    def _plan_framed(self, goal: str, stats: PlanStats) -> WorkflowConfig:
+        """A base model's plan: pinned agents, a line per step (``_frame``), checked by the
+        same schema and validation as a JSON answer. No past results are shown: every
+        token is prefill time, and a base model copies what it is shown."""
+        steps = _frame.frame_steps(self.catalog, goal, search=_search_tool(self.catalog))
+        client, url = self._client()
+        stats.framed = True
+
+        def complete(document: str, schema: dict[str, Any], attempt: int) -> str | None:
+            stats.attempts += 1
+            return self._complete_line(client, url, document, schema, attempt=attempt)
+
+        descriptions, stats.fallback_descriptions = _frame.write_descriptions(goal, steps,
+                                                                              complete)
+        data = _frame.assemble_plan(steps, descriptions)
+        schema = build_plan_schema(self.catalog, max_steps=self.max_steps,
+                                   skeleton=[s.agent_id for s in steps])
+        problems = schema_problems(data, schema, covered=set())
+        if problems:  # the frame's own bug, not the model's: no repair would fix it
+            raise PlanError(f"planner {self.provider.id} assembled an invalid plan: "
+                            + "; ".join(problems))
+        config = plan_from_data(data, self.catalog, goal=goal, max_steps=self.max_steps)
+        stats.first_try_valid = stats.attempts == len(steps)
+        if stats.fallback_descriptions:
+            logger.info("base-model planner: template kept for %s",
+                        "; ".join(stats.fallback_descriptions))
+        logger.info("planned %r with %s: %d framed steps, %d LLM calls", goal,
+                    self.provider.id, len(config.steps), stats.attempts)
+        return config
+
+    def _complete_line(self, client: Any, url: str, document: str, schema: dict[str, Any],
+                       *, attempt: int) -> str | None:
+        """One framed step line: ``document`` continued as one schema-bound string. The
+        second attempt draws with another seed and more temperature."""
+        import openai
+
+        try:
+            response = client.chat.completions.create(
+                model=self.provider.model_name,
+                messages=[{"role": "user", "content": document}],
+                response_format={"type": "json_schema",
+                                 "json_schema": {"name": "step_line", "schema": schema}},
+                max_tokens=_LINE_TOKENS, temperature=0.2 if attempt == 1 else 0.7,
+                seed=1 + 7919 * (attempt - 1),
+            )
+        except openai.APIError as exc:
+            raise PlanError(f"planner {self.provider.id} at {url} failed: "
+                            f"{self._scrub(_describe(exc))}") from exc
+        return _line_text(response.choices[0].message.content) if response.choices else None
 
     def _reliability(self, goal: str, skeleton: list[str] | None) -> str:
         """Past runs' per-provider success for the prompt (``sessions.learning``); none
@@ -268,6 +346,17 @@ class DynamicPlanner:
         except ConfigError:
             return text
         return text.replace(key, "***") if key else text
+
+
+def _line_text(answer: str | None) -> str | None:
+    """A framed step's answer (a JSON string under the schema) as plain text."""
+    if answer is None:
+        return None
+    try:
+        value = json.loads(answer)
+    except ValueError:
+        return answer.strip().strip('"')  # a server that ignored the schema
+    return value if isinstance(value, str) else None
 
 
 def _describe(exc: Exception) -> str:
