@@ -297,6 +297,10 @@ def check_line(text: str | None, goal: str, step: FramedStep,
     line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
     line = line.strip(" \"'`")
     line = _SENTENCE_END.split(line, maxsplit=1)[0]
+    copies = {normalise(e) for e in examples} | {normalise(_template_line(step, goal)),
+                                                 normalise(step.template)}
+    if normalise(line) in copies:  # before the cleanup below changes a copied template
+        return None, "an example copied"
     if step.slot != "review":  # the goal's "then review it" belongs to the review step
         line = _REVIEW_CLAUSE.sub("", line)
     line = line[:140].rstrip(" .;,:([-")
@@ -305,10 +309,7 @@ def check_line(text: str | None, goal: str, step: FramedStep,
         return None, "too short"
     if _SCAFFOLDING.search(line):
         return None, "prompt or persona text"
-    norm = " ".join(words)
-    copies = {normalise(e) for e in examples} | {normalise(_template_line(step, goal)),
-                                                 normalise(step.template)}
-    if norm in copies:
+    if " ".join(words) in copies:
         return None, "an example copied"
     foreign = _foreign_marks(goal_kind(goal), goal) & set(words)
     if foreign:
