@@ -1,8 +1,10 @@
 """Dynamic planner on the REAL embedded model (Gemma 3 270M via llama.cpp), shipped catalog.
 
 Prints, per goal, the seconds to a valid plan (including a repair attempt when one was
-needed), how many LLM calls it took and the plan's agents; then the share of goals planned
-validly on the first try and the mean seconds. No asserts: figures only.
+needed), how many LLM calls it took and the plan's agents (for the base model, also how many
+step lines fell back to the kind's template); then the share of goals planned validly on the
+first try (for the base model: no line drawn twice) and the mean seconds. No asserts:
+figures only. ``bench_planner_fit.py`` measures whether the plans fit their goals.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_planner_local.py [--show]``
 (``--show`` also prints each plan's step descriptions).
@@ -78,6 +80,9 @@ def main() -> int:
               f"{goal}\n    {plan.name}: {agents}")
         if stats.trimmed_steps:
             print(f"    {stats.trimmed_steps} repeated step(s) cut from the answer")
+        if stats.framed:  # a base model: one line per pinned step (planning/_frame.py)
+            print(f"    framed: {len(plan.steps)} lines in {stats.attempts} calls, "
+                  f"{len(stats.fallback_descriptions)} kept the kind's template")
         if stats.problems:
             print(f"    first answer's problems: {'; '.join(stats.problems[0])}")
         if args.show:
