@@ -256,6 +256,8 @@ def line_schema(goal: str, steps: Sequence[FramedStep], index: int, *,
     the examples' lines, it goes on like them. But it still drifted off the goal ("Weigh
     out the pros and cons of each option") in about one line in four; a key term it must
     write keeps the line on this goal. No quote, backslash or newline: one plain sentence.
+    The loose form goes first: the strict one first (term right after the verb) read more on
+    topic but was rejected more often, 3 fallbacks in 10 plans against 0 (bench_planner_fit).
     """
     step = steps[index]
     lines = [ls[step.slot] for _, _, ls in _EXAMPLES[goal_kind(goal)] if step.slot in ls]
