@@ -96,15 +96,18 @@ def main() -> int:
                 continue
             stats = planner.last_stats
             plan_s.append(stats.seconds)
-            plan_tok.append((stats.prompt_tokens, stats.completion_tokens))
+            if stats.prompt_tokens:
+                plan_tok.append((stats.prompt_tokens, stats.completion_tokens))
             first = StepResult(run_id="bench", step_id=plan.steps[0].id, result_text=result)
             revision = replanner.revise(goal, plan, [first], round_no=1, rounds=3)
             round_s.append(revision.seconds)
             round_tok.append((revision.prompt_tokens, revision.completion_tokens))
             valid += revision.valid
             kept += not revision.valid or not revision.changed
-            print(f"plan  {stats.seconds:6.2f}s calls={stats.attempts} "
-                  f"tokens {stats.prompt_tokens}+{stats.completion_tokens} "
+            # A framed plan (the base model's line-per-step path) reports no usage.
+            tokens = (f"{stats.prompt_tokens}+{stats.completion_tokens}"
+                      if stats.prompt_tokens else "not reported")
+            print(f"plan  {stats.seconds:6.2f}s calls={stats.attempts} tokens {tokens} "
                   f"{len(plan.steps)} steps  {goal}")
             print(f"round {revision.seconds:6.2f}s calls={revision.attempts} "
                   f"tokens {revision.prompt_tokens}+{revision.completion_tokens} "
@@ -114,7 +117,7 @@ def main() -> int:
     if round_s:
         print(f"planning call: median {_median(plan_s)}s over {len(plan_s)}, median tokens "
               f"{_median([p for p, _ in plan_tok])} prompt + "
-              f"{_median([c for _, c in plan_tok])} generated")
+              f"{_median([c for _, c in plan_tok])} generated ('-': not reported)")
         print(f"replan round:  median {_median(round_s)}s over {len(round_s)}, median tokens "
               f"{_median([p for p, _ in round_tok])} prompt + "
               f"{_median([c for _, c in round_tok])} generated; valid {valid}/{len(round_s)}, "
