@@ -185,7 +185,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "fine); the warm launcher keeps as many children ready.",
            kind="int", minimum=1),
     EnvVar("AGENTIC_RUN_MAX_TOKENS", "",
-           "Token budget of a run (prompt + completion, all steps): once spent, running steps "
+           "Token budget of a run (prompt + completion, all steps and replanning rounds; not the "
+           "first plan): once spent, running steps "
            "are stopped, finished ones kept, and the run ends `budget_exceeded` (exit 5); "
            "`--resume` starts a fresh budget; empty: no limit.",
            kind="int", minimum=1),
