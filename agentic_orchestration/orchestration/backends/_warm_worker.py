@@ -116,10 +116,14 @@ class Zygote:
         #: pid -> running step's child
         self.children: dict[int, _Child] = {}
 
-    def serve(self) -> int:
+    def serve(self, ready: dict[str, Any] | None = None) -> int:
+        """Fork the first spares, then say ``ready`` (a launch right after it finds its
+        spare forked), then serve requests until stdin's EOF or SIGTERM."""
         buffer = b""
         try:
             self.refill()
+            if ready is not None:
+                send(self.chan, ready)
             while True:
                 everyone = [*self.spares, *self.children.values()]
                 fds = [self.in_fd, *(c.conn for c in everyone if c.conn >= 0),
@@ -340,17 +344,14 @@ def main(argv: list[str] | None = None) -> int:
 
         logger.debug("warm worker: primed %s", prime_zygote())
     storage_root = make_storage_root()
-    zygote = Zygote(target, in_fd=0, chan=chan, spares=max(args.spares, 0), prime=prime,
-                    storage_root=storage_root)
+    ready = {"ready": True, "pid": os.getpid(), "preloaded": count,
+             "threads": threading.active_count(),
+             "seconds": round(time.perf_counter() - started, 3),
+             "spares": max(args.spares, 0), "primed": prime, "storage": storage_root}
     try:
-        zygote.refill()  # before "ready": a launch right after it finds its spare forked
-        send(chan, {"ready": True, "pid": os.getpid(), "preloaded": count,
-                     "threads": threading.active_count(),
-                     "seconds": round(time.perf_counter() - started, 3),
-                     "spares": max(args.spares, 0), "primed": prime,
-                     "storage": storage_root})
         with sigterm_interrupts():
-            return zygote.serve()
+            return Zygote(target, in_fd=0, chan=chan, spares=max(args.spares, 0), prime=prime,
+                          storage_root=storage_root).serve(ready)
     finally:
         remove_child_storage(storage_root)
 
