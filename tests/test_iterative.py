@@ -356,6 +356,8 @@ def test_a_pinned_revision_fixes_ids_and_agents_and_keeps_a_repeated_text(
     [request] = scripted_llm.requests
     assert request["max_tokens"] == _TOKENS_FIXED + 2 * _TOKENS_PER_STEP
     assert revision.prompt_tokens > 0 and revision.completion_tokens > 0
+    rules = request["messages"][0]["content"]  # the prompt offers what the grammar allows
+    assert "new id" not in rules and "id and agent unchanged" in rules
 
     extra = {**answer, "steps": [*answer["steps"][:1], {"id": "step_3", **REVISED},
                                  {"id": "step_4", **ADDED}]}

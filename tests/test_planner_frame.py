@@ -174,6 +174,7 @@ def test_planner_assembles_a_valid_plan_from_scripted_lines(
     assert plan.steps[0].description == "Write is_palindrome(s) in Python, ignoring case"
     assert planner.last_stats.framed and planner.last_stats.attempts == 2
     assert planner.last_stats.fallback_descriptions == []
+    assert planner.last_stats.prompt_tokens > 0 and planner.last_stats.completion_tokens > 0
     for request in scripted_llm.requests:
         schema = request["response_format"]["json_schema"]["schema"]
         assert schema["type"] == "string" and schema["pattern"].startswith("^(")

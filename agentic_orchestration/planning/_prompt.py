@@ -255,12 +255,16 @@ def build_replan_prompt(goal: str, catalog: Catalog, *, finished: list[tuple[Any
         "Rules:\n"
         "- done is true when the finished results already achieve the goal; steps is "
         "then [].\n"
-        "- Otherwise steps lists every step still to run, in order: repeat a step with its "
-        "id to keep it, give its id with new text to change it, use a new id "
-        f"({', '.join(new_ids[:3])}, ...) to add one. A step left out is dropped.\n"
-        "- depends_on (optional): ids of the steps whose results a step needs; without it "
-        "a step gets the step before it.\n"
-        f"- At most {max_steps} steps; the last one writes the final answer for the user.\n"
+        + (("- Otherwise steps lists every step still to run, in order: repeat a step with "
+            "its id to keep it, give its id with new text to change it, use a new id "
+            f"({', '.join(new_ids[:3])}, ...) to add one. A step left out is dropped.\n"
+            "- depends_on (optional): ids of the steps whose results a step needs; without "
+            "it a step gets the step before it.\n") if new_ids else
+           # pinned (a base model, ``planning.replanner``): the grammar fixes ids and agents
+           ("- Otherwise steps lists every step not started yet, in the same order, each "
+            "with its id and agent unchanged; rewrite a description or expected_output "
+            "only where the results so far call for it.\n"))
+        + f"- At most {max_steps} steps; the last one writes the final answer for the user.\n"
         "- reason: one sentence on why the plan changes or stays.\n\n"
         'Answer as JSON: {"done": ..., "reason": ..., "steps": [...]}\n'
         "Revision:"

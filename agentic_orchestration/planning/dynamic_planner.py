@@ -224,7 +224,8 @@ class DynamicPlanner:
 
         def complete(document: str, schema: dict[str, Any], attempt: int) -> str | None:
             stats.attempts += 1
-            return self._complete_line(client, url, document, schema, attempt=attempt)
+            return self._complete_line(client, url, document, schema, attempt=attempt,
+                                       usage=stats)
 
         descriptions, stats.fallback_descriptions = _frame.write_descriptions(goal, steps,
                                                                               complete)
@@ -245,9 +246,10 @@ class DynamicPlanner:
         return config
 
     def _complete_line(self, client: Any, url: str, document: str, schema: dict[str, Any],
-                       *, attempt: int) -> str | None:
+                       *, attempt: int, usage: Any = None) -> str | None:
         """One framed step line: ``document`` continued as one schema-bound string. The
-        second attempt draws with another seed and more temperature."""
+        second attempt draws with another seed and more temperature; ``usage`` as in
+        ``_complete``."""
         import openai
 
         try:
@@ -262,6 +264,7 @@ class DynamicPlanner:
         except openai.APIError as exc:
             raise PlanError(f"planner {self.provider.id} at {url} failed: "
                             f"{self._scrub(_describe(exc))}") from exc
+        _add_usage(usage, response)
         return _line_text(response.choices[0].message.content) if response.choices else None
 
     def _reliability(self, goal: str, skeleton: list[str] | None) -> str:
@@ -329,10 +332,7 @@ class DynamicPlanner:
         except openai.APIError as exc:
             raise PlanError(f"planner {self.provider.id} at {url} failed: "
                             f"{self._scrub(_describe(exc))}") from exc
-        reported = getattr(response, "usage", None)
-        if usage is not None and reported is not None:
-            usage.prompt_tokens += int(getattr(reported, "prompt_tokens", 0) or 0)
-            usage.completion_tokens += int(getattr(reported, "completion_tokens", 0) or 0)
+        _add_usage(usage, response)
         if not response.choices:
             return None
         return response.choices[0].message.content
@@ -366,3 +366,12 @@ def _describe(exc: Exception) -> str:
                        .split())
     prefix = f"HTTP {status}" if status else type(exc).__name__
     return f"{prefix}: {message[:200]}"
+
+
+def _add_usage(usage: Any, response: Any) -> None:
+    """Add the tokens a response reports to ``usage`` (a ``PlanStats`` or anything with
+    ``prompt_tokens``/``completion_tokens``); servers that report none add nothing."""
+    reported = getattr(response, "usage", None)
+    if usage is not None and reported is not None:
+        usage.prompt_tokens += int(getattr(reported, "prompt_tokens", 0) or 0)
+        usage.completion_tokens += int(getattr(reported, "completion_tokens", 0) or 0)
