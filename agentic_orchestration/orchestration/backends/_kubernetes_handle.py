@@ -39,6 +39,8 @@ from agentic_orchestration.orchestration.backends._kubernetes_status import (
     container_status,
     job_verdict,
     pending_pod,
+    pod_is_idle,
+    pod_record,
     pod_verdict,
 )
 from agentic_orchestration.orchestration.backends.base import K8sInfo, StepSpec
@@ -75,32 +77,6 @@ def api_message(exc: Any) -> str:
         if message:
             return str(message)
     return f"{exc.status} {exc.reason}".strip()
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if value is not None else ""
-
-
-def _idle(pod: Any) -> bool:
-    """The pod runs no worker and none is about to start: never scheduled, its container
-    exited, or stuck waiting on an image or its config. A container being created is not
-    idle: removed with grace 0 it would still start, be killed, and write an interrupted
-    result.json where the step's next attempt looks for its own."""
-    if pod.spec is None or not pod.spec.node_name:
-        return True
-    status = container_status(pod)
-    state = status.state if status is not None else None
-    if state is None:
-        return False
-    if state.terminated is not None:
-        return True
-    waiting = state.waiting.reason if state.waiting is not None else ""
-    return waiting in _STUCK_WAITING
-
-
-#: Waiting reasons of a container that will not start without a change.
-_STUCK_WAITING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                  "CreateContainerConfigError", "CreateContainerError"}
 
 
 class JobHandle(StepHandle):
@@ -304,18 +280,7 @@ class JobHandle(StepHandle):
         self._settle(verdict)
 
     def _record_pod(self, pod: Any) -> None:
-        info = self._info
-        info["pod_name"] = pod.metadata.name or info.get("pod_name", "")
-        if pod.spec is not None and pod.spec.node_name:
-            info["node_name"] = pod.spec.node_name
-        status = container_status(pod)
-        state = status.state if status is not None else None
-        if state is not None and state.running is not None:
-            info["started_at"] = _iso(state.running.started_at)
-        if state is not None and state.terminated is not None:
-            term = state.terminated
-            info.update(exit_code=term.exit_code, started_at=_iso(term.started_at),
-                        finished_at=_iso(term.finished_at))
+        self._info.update(pod_record(pod, self._info))
 
     def _settle(self, outcome: StepExit) -> None:
         with self._lock:
@@ -387,7 +352,7 @@ class JobHandle(StepHandle):
             return
         for pod in pods:
             name = pod.metadata.name
-            if name in forced or not _idle(pod):
+            if name in forced or not pod_is_idle(pod):
                 continue
             forced.add(name)
             self._save_log_of(pod)

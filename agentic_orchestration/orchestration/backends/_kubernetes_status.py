@@ -26,7 +26,7 @@ from agentic_orchestration.errors import EXIT_INTERRUPTED
 from agentic_orchestration.orchestration.backends._kubernetes_job import CONTAINER
 from agentic_orchestration.orchestration.backends.launcher import StepExit
 
-__all__ = ["container_status", "job_verdict", "pod_verdict"]
+__all__ = ["container_status", "job_verdict", "pod_is_idle", "pod_record", "pod_verdict"]
 
 #: Waiting reasons that never resolve by themselves.
 PERMANENT_WAITING = {
@@ -139,3 +139,46 @@ def job_verdict(job: Any) -> StepExit | None:
                                                   f"(activeDeadlineSeconds {deadline})")
             return StepExit("lost", detail=f"Job failed: {cond.reason}: {cond.message}")
     return None
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def pod_record(pod: Any, known: dict[str, Any]) -> dict[str, Any]:
+    """The ``k8s`` fields a pod update tells: pod and node names, the worker container's
+    start, and its exit code and end once it ended (``known``: what was seen before)."""
+    info: dict[str, Any] = {"pod_name": pod.metadata.name or known.get("pod_name", "")}
+    if pod.spec is not None and pod.spec.node_name:
+        info["node_name"] = pod.spec.node_name
+    status = container_status(pod)
+    state = status.state if status is not None else None
+    if state is not None and state.running is not None:
+        info["started_at"] = _iso(state.running.started_at)
+    if state is not None and state.terminated is not None:
+        term = state.terminated
+        info.update(exit_code=term.exit_code, started_at=_iso(term.started_at),
+                    finished_at=_iso(term.finished_at))
+    return info
+
+
+def pod_is_idle(pod: Any) -> bool:
+    """The pod runs no worker and none is about to start: never scheduled, its container
+    exited, or stuck waiting on an image or its config. A container being created is not
+    idle: removed with grace 0 it would still start, be killed, and write an interrupted
+    result.json where the step's next attempt looks for its own."""
+    if pod.spec is None or not pod.spec.node_name:
+        return True
+    status = container_status(pod)
+    state = status.state if status is not None else None
+    if state is None:
+        return False
+    if state.terminated is not None:
+        return True
+    waiting = state.waiting.reason if state.waiting is not None else ""
+    return waiting in _STUCK_WAITING
+
+
+#: Waiting reasons of a container that will not start without a change.
+_STUCK_WAITING = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                  "CreateContainerConfigError", "CreateContainerError"}
