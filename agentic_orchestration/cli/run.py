@@ -328,8 +328,10 @@ def resume(run_id: str, *, backend_override: str | None = None, quiet: bool = Fa
     from agentic_orchestration.sessions.orchestrator_session import load_session, start_session
 
     _check_output_folders(run_store=True)
-    _refuse_in_process_run(run_id)
-    meta = load_run_meta(run_store_from_env(), run_id)  # exit 2 naming run.json and field
+    store = run_store_from_env()
+    if not store.meta_path(run_id).exists():  # never stored: in-process? (a bad run.json
+        _refuse_in_process_run(run_id)         # is named below, and nothing is written)
+    meta = load_run_meta(store, run_id)  # exit 2 naming run.json and field
     config: WorkflowConfig = meta.plan
     backend = execution_backend_from_env(backend_override or meta.backend)
     if not backend.supports_resume:
