@@ -295,3 +295,21 @@ def test_the_live_run_is_fed_by_its_events_file_not_by_stdout(tmp_path: Path,
     log = (folder / "output.log").read_text()
     assert "(progress) step 9/9 scraped finished in 1.00s" in log
     assert "(progress) step 1/1 only finished in 0.50s" in log
+
+
+def test_old_run_folders_are_pruned_and_live_ones_kept(tmp_path: Path) -> None:
+    """``web-runs`` keeps the newest folders and every live run's, whatever its age."""
+    from agentic_orchestration.web.runs import LiveRun
+
+    state = tmp_path / "web-runs"
+    manager = RunManager(state_dir=state)
+    for n in range(6):
+        folder = state / f"run-{n}"
+        folder.mkdir(parents=True)
+        (folder / "events.jsonl").write_text("{}\n")
+        os.utime(folder, (1_000_000 + n, 1_000_000 + n))  # run-5 newest
+    live = LiveRun(run_id="run-0", goal="g", workflow=None, backend=None, created_at="now")
+    manager._runs["run-0"] = live  # oldest folder, but its run is still going
+    removed = manager.prune_folders(keep=3)
+    assert sorted(removed) == ["run-1", "run-2"]
+    assert sorted(p.name for p in state.iterdir()) == ["run-0", "run-3", "run-4", "run-5"]

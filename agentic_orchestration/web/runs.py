@@ -56,6 +56,9 @@ LOG_TAIL_LINES = 200
 #: How often the follower looks for new events when no ``(progress)`` line woke it.
 POLL_SECONDS = 0.05
 _PROGRESS = "(progress) "
+#: Run folders (events, log) kept under ``web-runs``: the newest, plus every live one.
+#: A finished run's page is drawn from its session, so older folders only cost disk.
+RUN_FOLDERS_KEPT = 100
 
 
 def default_command() -> list[str]:
@@ -177,6 +180,7 @@ class RunManager:
 
         run = LiveRun(run_id=new_run_id(), goal=goal, workflow=workflow, backend=backend,
                       created_at=utc_now())
+        self.prune_folders()
         run.folder = self.state_dir() / run.run_id
         run.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1",
@@ -204,6 +208,26 @@ class RunManager:
 
             self._state_dir = sessions_dir() / "web-runs"
         return self._state_dir
+
+    def prune_folders(self, keep: int = RUN_FOLDERS_KEPT) -> list[str]:
+        """Remove the folders of finished runs beyond the newest ``keep`` (by last change),
+        so ``web-runs`` does not grow with every run; a live run's folder always stays.
+        Returns the run ids removed."""
+        import shutil
+
+        with self._lock:
+            live = {run_id for run_id, run in self._runs.items() if not run.done}
+        try:
+            folders = [p for p in self.state_dir().iterdir() if p.is_dir()]
+        except FileNotFoundError:
+            return []
+        folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        removed = [p for p in folders[keep:] if p.name not in live]
+        for folder in removed:
+            shutil.rmtree(folder, ignore_errors=True)
+        if removed:
+            logger.info("removed %d old web run folders", len(removed))
+        return [p.name for p in removed]
 
     # -- reading --------------------------------------------------------------------------
     def _follow(self, run: LiveRun, proc: subprocess.Popen[str]) -> None:
