@@ -85,12 +85,18 @@ def test_replanning_run_revises_and_extends_its_plan_then_stops_when_done(
         for name, value in WORKERS.items():
             monkeypatch.setenv(name, value)
     asked = script(scripted_llm, [ROUND_1, ROUND_2, DONE])
+    events_file = tmp_path / "events.jsonl"
+    monkeypatch.setenv("AGENTIC_EVENTS_FILE", str(events_file))
 
     code = main(["--dynamic-iterative", "tea"])
 
     out = capsys.readouterr().out
     assert code == 0, out
     assert "The polished text." in out
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    plans = [[s["id"] for s in e["steps"]] for e in events if e["kind"] == "plan"]
+    # the first plan, then the one round that changed it (round 2 kept, round 3 done)
+    assert plans == [["step_1", "step_2"], ["step_1", "step_2", "step_3"]]
     lines = [line for line in out.splitlines() if line.startswith("(progress) replan")]
     assert lines == [
         "(progress) replan 1/3: revised step_2; added step_3 (the facts call for a short text)",

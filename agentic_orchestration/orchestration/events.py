@@ -32,7 +32,8 @@ UTC with milliseconds; ``tokens`` is ``{"prompt", "completion", "total"}``):
 - ``step_retried``: the step is tried again on ``provider`` as ``attempt`` (fallback).
 - ``step_skipped`` (resume), ``step_not_run`` (``needs`` a failed step), ``step_waits``
   (``needs``), ``running_at_once`` (``step_ids``).
-- ``replan``: ``revision``, ``limit``, ``summary``; ``budget``: ``reason``.
+- ``replan``: ``revision``, ``limit``, ``summary``, followed by a new ``plan`` (the whole
+  revised plan) when the round changed it; ``budget``: ``reason``.
 - ``run_finished``: ``status`` (``ok``, ``failed``, ``cancelled``, ``budget_exceeded``).
 
 Every event is masked (``redaction.redact_obj``) before it is written, like every other

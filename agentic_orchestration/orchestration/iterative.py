@@ -70,7 +70,9 @@ def spec_reviser(iterative: IterativePlan, *, store: RunStore, run_id: str,
         revision = iterative.revise(results)
         if revision is None:  # AGENTIC_MAX_REPLANS reached: the plan runs as it is
             return None
-        reporter.replanned(revision.round, iterative.max_rounds, revision.summary())
+        changed = revision.valid and revision.changed and not revision.done
+        reporter.replanned(revision.round, iterative.max_rounds, revision.summary(),
+                           steps=iterative.plan.steps if changed else None)
         if not (revision.valid and (revision.changed or revision.done)):
             record_plan(store, run_id, iterative)
             return None

@@ -223,12 +223,18 @@ class ProgressReporter:
         self._emit(f"budget exceeded: {one_line(reason)}")
         self._console_line(f"[red]budget exceeded[/]: {one_line(reason)}", always=True)
 
-    def replanned(self, revision: int, limit: int, summary: str) -> None:
+    def replanned(self, revision: int, limit: int, summary: str, *,
+                  steps: Sequence[Any] | None = None) -> None:
         """``replan <n>/<limit>: kept ...; revised ...; added ...; removed ... (why)``, or
-        ``done (why)``, or ``invalid answer, plan kept (...)`` (iterative runs)."""
+        ``done (why)``, or ``invalid answer, plan kept (...)`` (iterative runs). ``steps``:
+        the revised plan when it changed, sent as a new ``plan`` event so a page shows the
+        added steps before they start."""
         line = f"replan {revision}/{limit}: {one_line(redact_text(summary))}"
         self._event("replan", line, revision=revision, limit=limit,
                     summary=one_line(redact_text(summary)))
+        if steps is not None:
+            self.set_total(len(steps))
+            self._event("plan", None, steps=[_plan_step(s, i) for i, s in enumerate(steps)])
         self._emit(line)
         self._console_line(f"[cyan]replan[/] {revision}/{limit}: "
                            f"{one_line(redact_text(summary))}", always=True)

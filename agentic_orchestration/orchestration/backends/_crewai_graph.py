@@ -159,8 +159,10 @@ def run_graph(backend: CrewAIExecutionBackend, config: WorkflowConfig, *,
             elif iterative is not None and not failed:
                 revision = iterative.revise([r for r in results if r.ok])
                 if revision is not None:
+                    changed = revision.valid and revision.changed and not revision.done
                     reporter.replanned(revision.round, iterative.max_rounds,
-                                       revision.summary())
+                                       revision.summary(),
+                                       steps=iterative.plan.steps if changed else None)
         if outcome is None and budget.exceeded:  # spent by the last replanning round
             outcome = _stopped(options, budget)
     except BaseException as exc:

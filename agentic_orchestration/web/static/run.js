@@ -175,9 +175,14 @@ function applyEvent(event) {
       setBadge(status, "running");
       document.getElementById("run-backend").textContent = event.backend;
       break;
-    case "plan":
+    case "plan": {  // the first plan, or a revision of it (iterative runs)
+      const ids = new Set((event.steps || []).map((step) => step.id));
+      for (const row of document.querySelectorAll("#steps tbody tr")) {
+        if (!ids.has(row.dataset.stepId) && !row.dataset.status) setStep(row.dataset.stepId, { status: "removed" });
+      }
       for (const step of event.steps || []) setStep(step.id, { index: step.index, agent: step.provider });
       break;
+    }
     case "step_started": {
       Object.assign(attemptOf(event), { provider: event.provider, status: "running", start: Date.parse(event.started_at) });
       setStep(event.step_id, { index: event.index, agent: event.provider, status: "running", time: "", tries: event.attempt });
