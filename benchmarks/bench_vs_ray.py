@@ -14,7 +14,7 @@ is its own coordinator process:
   a Ray 2.60 task (``execute_step_main`` inside the task) in a reused worker, or in a new
   worker process per task (isolation like ours). Ray runs from its own venv
   (``RAY_VENV``, created on first use: ``pip install ray==2.60.0`` plus a ``.pth`` naming this
-  checkout and its ``.venv``); it is never a dependency of the project.
+  checkout and its ``.venv``; ``_ray_modes``); it is never a dependency of the project.
 
 For the warm modes the steps' phases are stamped (``_warm_child.mark`` through a tracing
 target that wraps the worker's functions; ``time.monotonic`` is one clock for every process)
@@ -23,7 +23,8 @@ spares (PSS: pages shared with the zygote counted once) and step children, next 
 processes.
 
 Run: ``.venv/bin/python benchmarks/bench_vs_ray.py [--rounds 6] [--repeat 3] [--skip-ray]``.
-Prints; asserts nothing. The machine is shared: the load average is printed with each mode,
+Prints; asserts nothing. The Ray half is in ``_ray_modes``, the report in
+``_vs_ray_report``. The machine is shared: the load average is printed with each mode,
 and ``--repeat`` runs the modes again, interleaved, pooling their steady rounds (medians).
 """
 
@@ -32,15 +33,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _ray_modes import descendants, ensure_ray_venv, memory_of, ray_launcher
+from _vs_ray_report import BEFORE, configure, kind_of, merge, report
+
 REPO = Path(__file__).resolve().parent.parent
-RAY_VENV = Path.home() / ".cache" / "agentic-orchestration" / "bench-ray-venv"
 STEPS = 5
 QUIET = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true",
          "CREWAI_DISABLE_VERSION_CHECK": "true", "RAY_USAGE_STATS_ENABLED": "0",
@@ -56,6 +58,7 @@ MODES = {
     "ray max_calls=1": ("ray", {"max_calls": 1}),
 }
 SLOW = {"cold", "ray max_calls=1"}  # seconds per step: two rounds are enough
+configure(MODES, STEPS)
 
 
 # -- inside a warm step child ---------------------------------------------------------------
@@ -91,114 +94,21 @@ def traced_execute_step(spec_path: str, *, run_id: str, step_id: str) -> int:
         stamped(CrewAIExecutionBackend, "execute_built", "kickoff_start", "kickoff_done")
         stamped(FileSystemRunStore, "write_result", "", "result_written")
         _TRACED = True
-    return execute_step.execute_step_main(spec_path, run_id=run_id, step_id=step_id)
+    import resource
 
+    from agentic_orchestration.orchestration.backends._warm_child import MARKS
 
-# -- Ray, in the Ray venv's coordinator -----------------------------------------------------
-
-def _ray_step(spec_path: str, run_id: str, step_id: str) -> int:
-    from agentic_orchestration.orchestration.execute_step import execute_step_main
-
-    return execute_step_main(spec_path, run_id=run_id, step_id=step_id)
-
-
-def _ray_launcher(max_calls: int):
-    import ray
-
-    from agentic_orchestration.orchestration.backends.launcher import (
-        StepExit,
-        StepHandle,
-        StepLauncher,
-    )
-
-    class RayHandle(StepHandle):
-        def __init__(self, ref) -> None:
-            self.ref_obj, self.ref, self.exit = ref, ref.hex()[:12], None
-
-        def wait(self, timeout):
-            if self.exit is None:
-                if not ray.wait([self.ref_obj], timeout=timeout)[0]:
-                    return None
-                try:
-                    self.exit = StepExit("exited", exit_code=ray.get(self.ref_obj))
-                except Exception as exc:
-                    self.exit = StepExit("lost", detail=f"{type(exc).__name__}: {exc}")
-            return self.exit
-
-        def terminate(self) -> None:
-            if self.exit is None:
-                ray.cancel(self.ref_obj, force=True)
-
-    class RayLauncher(StepLauncher):
-        name = "ray"
-
-        def __init__(self) -> None:
-            options = {"max_calls": max_calls} if max_calls else {}
-            self.task = ray.remote(num_cpus=1, **options)(_ray_step)
-
-        def launch(self, spec, *, spec_path, log_path):
-            return RayHandle(self.task.remote(str(spec_path), spec.run_id, spec.step_id))
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {**QUIET, "PYTHONPATH": str(REPO)}})
-    return RayLauncher()
-
-
-def ensure_ray_venv() -> Path:
-    """The Ray venv's python: Ray 2.60 plus a .pth naming this checkout and its venv."""
-    python = RAY_VENV / "bin" / "python"
-    if not python.exists():
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(RAY_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import ray; print(ray.__version__)"],
-                           capture_output=True, text=True)
-    if probe.stdout.strip() != "2.60.0":
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "ray==2.60.0"], check=True)
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], capture_output=True, text=True, check=True)
-    ours = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], capture_output=True, text=True, check=True)
-    # After Ray's own site-packages: Ray's dependencies win where both have one.
-    (Path(site.stdout.strip()) / "agentic_orchestration_bench.pth").write_text(
-        f"{REPO}\n{ours.stdout.strip()}\n")
-    return python
+    began = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        return execute_step.execute_step_main(spec_path, run_id=run_id, step_id=step_id)
+    finally:  # not stamps: the step's CPU (all threads) and page faults, sent with them
+        done = resource.getrusage(resource.RUSAGE_SELF)
+        MARKS["cpu_ms"] = (done.ru_utime + done.ru_stime - began.ru_utime
+                           - began.ru_stime) * 1000
+        MARKS["page_faults"] = done.ru_minflt - began.ru_minflt
 
 
 # -- one mode's coordinator -----------------------------------------------------------------
-
-def _memory(pid: int) -> dict[str, float]:
-    """RSS and PSS (MB) of ``pid`` (PSS splits shared pages among their users)."""
-    out = {"rss": 0.0, "pss": 0.0}
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
-                out[key.lower()] = int(rest.split()[0]) / 1024
-    except OSError:
-        pass
-    return out
-
-
-def _descendants(pid: int) -> list[tuple[int, str]]:
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(proc.name))
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        try:
-            name = Path(f"/proc/{child}/comm").read_text().strip()
-        except OSError:
-            continue
-        found.append((child, name))
-        todo += children.get(child, [])
-    return found
-
 
 def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
     """Child: run the plan ``rounds`` times on one mode; print RESULT json."""
@@ -240,7 +150,7 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
         elif kind == "cold":
             inner = ColdLauncher(env=dict(os.environ))
         else:
-            inner = _ray_launcher(options["max_calls"])
+            inner = ray_launcher(options["max_calls"], QUIET)
 
         class Recording(StepLauncher):
             name = inner.name
@@ -272,11 +182,11 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
                                         catalog=catalog)
         walls.append(time.perf_counter() - began)
         assert result.ok, result.error
-    memory = {"coordinator": _memory(os.getpid())}
+    memory = {"coordinator": memory_of(os.getpid())}
     zygote = getattr(launcher, "zygote_pid", None)
-    for pid, name in _descendants(os.getpid()):
+    for pid, name in descendants(os.getpid()):
         role = "zygote" if pid == zygote else "spare" if kind == "warm" else name
-        memory[f"{role} {pid}"] = _memory(pid)
+        memory[f"{role} {pid}"] = memory_of(pid)
     import resource
 
     report = {"walls": walls, "memory": memory, "load": [load, os.getloadavg()[0]],
@@ -292,30 +202,6 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
         import ray
 
         ray.shutdown()
-
-
-def _merge(runs: list[dict]) -> dict:
-    """``--repeat``: one mode's runs as one (the first round of the first run stays apart;
-    every run's steady rounds and steady steps pooled; memory from the last run)."""
-    first, last = runs[0], runs[-1]
-    merged = {**last, "overhead": first["overhead"][:1], "busy": first["busy"][:1],
-              "marks": first["marks"][:STEPS],
-              "load": [min(r["load"][0] for r in runs), max(r["load"][1] for r in runs)],
-              "repeat_medians": [statistics.median(r["overhead"][1:]) for r in runs],
-              "step_maxrss": []}
-    for run in runs:
-        merged["overhead"] += run["overhead"][1:]
-        merged["busy"] += run["busy"][1:]
-        merged["marks"] += run["marks"][STEPS:]
-        merged["step_maxrss"] += run["step_maxrss"]
-    return merged
-
-
-BEFORE = " (before)"
-
-
-def _kind(mode: str) -> str:
-    return MODES[mode.removesuffix(BEFORE)][0]
 
 
 def _run_mode(mode: str, python: str, server, config_dir: str, store: str, rounds: int, *,
@@ -349,98 +235,6 @@ def _run_mode(mode: str, python: str, server, config_dir: str, store: str, round
     return data
 
 
-# -- report ---------------------------------------------------------------------------------
-
-PHASES = (  # (label, from mark, to mark)
-    ("coordinator before launch: spec write, hooks, clear", "start", "launch"),
-    ("launch -> the child has its spec (zygote hop; fork)", "launch", "spec_received"),
-    ("child: log, logging set-up, spec read + validation", "spec_received", "spec_loaded"),
-    ("child: catalog + crew build", "spec_loaded", "built"),
-    ("child: kickoff incl. first-kickoff work, - LLM time", "built", "kickoff_done"),
-    ("child: result.json write", "kickoff_done", "result_written"),
-    ("child done -> coordinator notices the exit", "result_written", "noticed"),
-    ("coordinator after exit: sweep, log mask, records", "noticed", "end"),
-)
-
-
-def _steady(data: dict) -> list[dict]:
-    return [m for m in data["marks"][STEPS:] if "end" in m and "start" in m]
-
-
-def _breakdown(results: dict[str, dict]) -> None:
-    warm = [mode for mode in results if _kind(mode) == "warm"]
-    if not warm:
-        return
-    print("\nwhere a warm step's time goes (median ms over the steady-state steps; "
-          "LLM time subtracted from the kickoff):")
-    print(f"  {'phase':<55}" + "".join(f"{mode:>22}" for mode in warm))
-    for label, first, last in PHASES:
-        row = []
-        for mode in warm:
-            server = statistics.median(results[mode]["busy"][1:]) / STEPS * 1000
-            values = [(m[last] - m[first]) * 1000 for m in _steady(results[mode])
-                      if first in m and last in m]
-            value = statistics.median(values) if values else float("nan")
-            row.append(value - (server if last == "kickoff_done" else 0.0))
-        print(f"  {label:<55}" + "".join(f"{v:>22.1f}" for v in row))
-    for label, key in (("  of which fork -> child running (forked on request)", "fork"),
-                       ("critical path of one step, start to end, - LLM", "total"),
-                       ("per-step share of per-run work (specs, run.json)", "run")):
-        row = []
-        for mode in warm:
-            steady = _steady(results[mode])
-            server = statistics.median(results[mode]["busy"][1:]) / STEPS * 1000
-            totals = [(m["end"] - m["start"]) * 1000 - server for m in steady]
-            if key == "fork":
-                forks = [(m["child_started"] - m["zygote_fork"]) * 1000 for m in steady
-                         if m.get("zygote_fork", 0) > m["launch"]]
-                row.append(statistics.median(forks) if forks else 0.0)
-            elif key == "total":
-                row.append(statistics.median(totals))
-            else:
-                row.append(statistics.median(results[mode]["overhead"][1:])
-                           - statistics.median(totals))
-        print(f"  {label:<55}" + "".join(f"{v:>22.1f}" for v in row))
-
-
-def _report(results: dict[str, dict], llm_ms: float) -> None:
-    print(f"\n{STEPS}-step plan, scripted LLM ({llm_ms:g} ms per reply), overhead = wall - "
-          "time in the LLM server, per step")
-    print(f"{'mode':<22}{'rounds':>7}{'1st round':>11}{'steady med':>12}{'min-max':>15}"
-          f"{'x inproc':>10}{'- inproc':>10}{'load':>11}")
-    for mode, data in results.items():
-        steady = data["overhead"][1:]
-        med = statistics.median(steady)
-        if mode.endswith(BEFORE) and "inprocess" + BEFORE in results:
-            base = statistics.median(results["inprocess" + BEFORE]["overhead"][1:])
-        else:
-            base = statistics.median(results["inprocess"]["overhead"][1:])
-        repeats = data.get("repeat_medians", [])
-        print(f"{mode:<22}{len(data['overhead']):>7}{data['overhead'][0]:>9.0f}ms"
-              f"{med:>10.1f}ms{min(steady):>7.0f}-{max(steady):<6.0f}{med / base:>9.2f}x"
-              f"{med - base:>+8.0f}ms{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}"
-              + ("  runs: " + " ".join(f"{r:.0f}" for r in repeats) if len(repeats) > 1
-                 else ""))
-    _breakdown(results)
-    print("\nmemory at the end of the last round (MB; PSS counts pages shared with the zygote "
-          "once):")
-    for mode, data in results.items():
-        coord = data["memory"].pop("coordinator")
-        print(f"  {mode}: coordinator RSS {coord['rss']:.0f}")
-        data["memory"] = {k: v for k, v in data["memory"].items() if v["rss"]}  # exiting
-        for name, mem in sorted(data["memory"].items()):
-            print(f"      {name:<28} RSS {mem['rss']:>6.0f}  PSS {mem['pss']:>6.0f}")
-        if data["memory"]:
-            rss = sum(m["rss"] for m in data["memory"].values())
-            pss = sum(m["pss"] for m in data["memory"].values())
-            print(f"      {'all its processes':<28} RSS {rss:>6.0f}  PSS {pss:>6.0f}")
-        if data["step_maxrss"]:
-            peak = statistics.median(data["step_maxrss"])
-            print(f"      step child peak RSS (median) {peak:.0f}")
-        if data.get("children_maxrss"):
-            print(f"      largest worker peak RSS {data['children_maxrss']:.0f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds of fast modes (>= 2)")
@@ -470,7 +264,7 @@ def main() -> None:
         modes.insert(0, "inprocess")
     if args.before:
         modes[1:1] = ["inprocess" + BEFORE, "warm prefork" + BEFORE]
-    ray_python = ensure_ray_venv() if any(_kind(m) == "ray" for m in modes) else None
+    ray_python = ensure_ray_venv() if any(kind_of(m) == "ray" for m in modes) else None
     print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} CPUs "
           "(others' builds share this machine)", flush=True)
     def answer(request: dict) -> str:
@@ -489,15 +283,15 @@ def main() -> None:
             for mode in modes:
                 if repeat and mode in SLOW:
                     continue  # seconds per step: one run says enough
-                python = str(ray_python) if _kind(mode) == "ray" else sys.executable
+                python = str(ray_python) if kind_of(mode) == "ray" else sys.executable
                 rounds = 2 if mode in SLOW else max(args.rounds, 2)
                 print(f"running {mode} ({rounds} rounds, run {repeat + 1}, load "
                       f"{os.getloadavg()[0]:.1f})...", file=sys.stderr, flush=True)
                 runs[mode].append(_run_mode(mode, python, server, str(config_dir),
                                             str(Path(store_root) / "store"), rounds,
                                             before=args.before))
-        results = {mode: _merge(found) for mode, found in runs.items()}
-    _report(results, args.llm_ms)
+        results = {mode: merge(found) for mode, found in runs.items()}
+    report(results, args.llm_ms)
 
 
 if __name__ == "__main__":
