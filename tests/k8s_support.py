@@ -38,13 +38,19 @@ UP_TIMEOUT_SECONDS = 1800
 IMAGE_TIMEOUT_SECONDS = 2400
 
 
+#: The HOME the test command started with (its caches: the cluster build, the images), read
+#: at import, before each test's own HOME is patched in. Not the passwd entry's home: a run
+#: with HOME pointed elsewhere (a fresh-machine check with an empty HOME) must use its own.
+USER_HOME = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+
+
 class ClusterUnavailable(RuntimeError):
     """``cluster.sh`` failed; the message names the component and shows its log tail."""
 
 
 def _cluster_sh(*args: str, timeout: float = 120) -> str:
     # Tests point HOME at a temp dir; the build cache lives under the real one.
-    env = {**os.environ, "HOME": pwd.getpwuid(os.getuid()).pw_dir}
+    env = {**os.environ, "HOME": USER_HOME}
     try:
         done = subprocess.run(["bash", str(CLUSTER_SH), *args], capture_output=True,
                               text=True, timeout=timeout, check=False, env=env)
@@ -198,7 +204,7 @@ def build_image(cluster: K8sCluster, variant: str = "worker") -> str:
     """``scripts/k8s/worker_image.sh --variant VARIANT``: the image built (or found in the
     cache) and imported into the cluster's containerd; its reference. Fails the test with
     the script's last output when it cannot."""
-    env = {**os.environ, "HOME": pwd.getpwuid(os.getuid()).pw_dir,  # the real cache
+    env = {**os.environ, "HOME": USER_HOME,  # the test command's cache
            "AO_K8S_CONTAINERD_SOCK": str(cluster.containerd_socket)}
     try:
         done = subprocess.run(["bash", str(IMAGE_SH), "--variant", variant],
