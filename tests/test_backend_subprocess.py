@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flows import GATHER_DRAFT_FLOW
 
 from agentic_orchestration.testing import HTTPErrorReply
 
@@ -20,14 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.backend_subprocess
 
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
+FLOW = GATHER_DRAFT_FLOW + """\
   - id: polish
     agent_provider: fake_writer
     description: "POLISH the draft about {topic}"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flows import GATHER_DRAFT_FLOW
 
 from agentic_orchestration.catalogs import load_catalog, load_workflow
 from agentic_orchestration.orchestration.backends.base import (
@@ -128,15 +129,7 @@ def test_a_hanging_step_is_stopped_at_the_timeout_and_retried(store) -> None:
 
 # -- real workers ------------------------------------------------------------------------------
 
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
-"""
+FLOW = GATHER_DRAFT_FLOW
 
 
 def _flow(tmp_path: Path):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flows import GATHER_DRAFT_FLOW
 
 from agentic_orchestration.cli.main import main
 from agentic_orchestration.errors import (
@@ -32,15 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORKERS = {"AGENTIC_EXECUTION_BACKEND": "subprocess", "AGENTIC_SUBPROCESS_WORKERS": "1"}
 RUN = "20260101T000000Z-0badc0de"
 
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
-"""
+FLOW = GATHER_DRAFT_FLOW
 
 GOOD_PLAN = {"name": "wf", "steps": [
     {"id": "gather", "agent_provider": "fake_researcher", "description": "GATHER {topic}"}]}

@@ -26,21 +26,14 @@ from agentic_orchestration.catalogs import WorkflowConfig, load_catalog
 from agentic_orchestration.orchestration.backends.base import RunOptions
 from agentic_orchestration.orchestration.backends.launcher import CancelToken
 from tests.conftest import write_catalog
+from tests.flows import GATHER_DRAFT_FLOW
 from tests.k8s_support import build_image
 from tests.test_mcp_tools import call_then_echo
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.kubernetes, pytest.mark.filterwarnings("ignore::ImportWarning")]
 
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
-"""
+FLOW = GATHER_DRAFT_FLOW
 
 
 # --- the namespace, volume and image of this module ----------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_catalog
+from flows import GATHER_DRAFT_FLOW
 
 from agentic_orchestration.orchestration.backends.base import RunOptions
 from agentic_orchestration.orchestration.events import EventSink, read_events
@@ -23,15 +24,7 @@ from agentic_orchestration.testing import HTTPErrorReply, ScriptedLLMServer
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-events-secret-0123456789"
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
-"""
+FLOW = GATHER_DRAFT_FLOW
 
 
 AGENTS = """\

@@ -11,20 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from flows import GATHER_DRAFT_FLOW
 
 from agentic_orchestration.sessions import SessionStore
 
 REPO = Path(__file__).resolve().parent.parent
 
-FLOW = """\
-steps:
-  - id: gather
-    agent_provider: fake_researcher
-    description: "GATHER facts about {topic}"
-  - id: draft
-    agent_provider: fake_writer
-    description: "DRAFT a text about {topic}"
-"""
+FLOW = GATHER_DRAFT_FLOW
 
 
 @pytest.mark.parametrize("backend", ["inprocess", "subprocess"])
