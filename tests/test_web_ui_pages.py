@@ -9,9 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_helpers import (
-    Held,
-)
+from web_helpers import Held, finished_run
 
 from agentic_orchestration.web.serving import BackgroundServer
 
@@ -33,12 +31,7 @@ def test_the_page_says_what_is_wrong_with_bad_input(server: BackgroundServer, pa
 
 def test_the_providers_page_shows_the_learning_statistics(server: BackgroundServer, page,
                                                           held: Held) -> None:
-    held.release()
-    response = httpx.post(server.url + "api/runs", json={"goal": "bees",
-                                                         "workflow": "draft_polish"})
-    run_id = response.json()["run"]["run_id"]
-    with httpx.stream("GET", f"{server.url}api/runs/{run_id}/events", timeout=None) as events:
-        assert "event: exit" in "".join(events.iter_text())
+    finished_run(server, held)
     page.goto(server.url + "stats")
     page.wait_for_selector('#stats-table tr[data-provider="fake_writer"][data-kind=""]')
     row = page.locator('#stats-table tr[data-provider="fake_writer"][data-kind=""]')
