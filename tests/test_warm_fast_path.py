@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -133,3 +135,19 @@ def test_storage_root_of_a_killed_zygote_is_removed_by_the_launcher(tmp_path) ->
     assert_gone(zygote, within=5.0)
     launcher.close()
     assert not root.exists()
+
+
+def test_storage_roots_of_gone_zygotes_are_swept_and_live_ones_kept(tmp_path) -> None:
+    """Zygote and coordinator both SIGKILLed leave a root nobody removes: the next zygote
+    sweeps it; a root whose zygote still runs, and any other folder, stay."""
+    from agentic_orchestration.orchestration.backends._warm_process import sweep_storage_roots
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"{STORAGE_PREFIX}{gone.pid}-abc123"
+    live = tmp_path / f"{STORAGE_PREFIX}{os.getpid()}-def456"
+    other = tmp_path / "someone-elses-folder"
+    for folder in (stale, live, other):
+        (folder / "42").mkdir(parents=True)
+    assert sweep_storage_roots(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.is_dir() and other.is_dir()

@@ -37,6 +37,7 @@ STORAGE_PREFIX = "agentic-warm-crewai-"
 __all__ = [
     "PRELOAD_MODULES", "STORAGE_PREFIX", "StepTarget", "child_storage", "kill_step_group",
     "make_storage_root", "pidfd_of", "preload", "remove_child_storage", "resolve_target",
+    "sweep_storage_roots",
 ]
 
 #: What a first kickoff imports lazily on top of ``import crewai`` (crewai 1.15.30: the
@@ -127,16 +128,45 @@ def pidfd_of(pid: int) -> int | None:
 
 def make_storage_root() -> str | None:
     """A private (0700) folder for the children's CrewAI storage: on ``/dev/shm`` when it
-    is a writable folder, else in the temp dir; None (CrewAI's default) when neither works."""
+    is a writable folder, else in the temp dir; None (CrewAI's default) when neither works.
+
+    The name carries this zygote's pid, so a later zygote removes the roots of zygotes that
+    are gone (``sweep_storage_roots``): with the zygote and its coordinator both SIGKILLed
+    nobody else would, and a root on ``/dev/shm`` holds memory until reboot."""
     # mkdtemp: a fresh 0700 folder with an unguessable name, safe in a shared folder.
     for parent in ("/dev/shm", None):  # noqa: S108
         if parent is not None and not (os.path.isdir(parent) and os.access(parent, os.W_OK)):
             continue
+        sweep_storage_roots(parent or tempfile.gettempdir())
         try:
-            return tempfile.mkdtemp(prefix=STORAGE_PREFIX, dir=parent)
+            return tempfile.mkdtemp(prefix=f"{STORAGE_PREFIX}{os.getpid()}-", dir=parent)
         except OSError as exc:
             logger.debug("warm worker: no CrewAI storage root in %s: %s", parent, exc)
     return None
+
+
+def sweep_storage_roots(parent: str) -> list[str]:
+    """Remove this user's storage roots in ``parent`` whose zygote (the pid in the name) no
+    longer runs; a root whose pid is alive, or whose name has none, is left. Returns them."""
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            pid = entry.name[len(STORAGE_PREFIX):].split("-", 1)[0]
+            if not (entry.name.startswith(STORAGE_PREFIX) and pid.isdigit()):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+            except OSError:  # alive under another user, or unreadable: not ours to judge
+                continue
+    if removed:
+        logger.info("warm worker: removed %d CrewAI storage roots of gone zygotes",
+                    len(removed))
+    return removed
 
 
 def child_storage(root: str | None) -> None:
