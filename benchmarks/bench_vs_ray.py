@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--store-dir", default="",
                         help="parent folder of the run store (default: the temp dir; "
                              "/dev/shm shows the cost of the store's fsyncs)")
+    parser.add_argument("--json", default="",
+                        help="also write every mode's raw figures (per-step marks) here")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from agentic_orchestration.testing import ScriptedLLMServer
@@ -291,6 +293,8 @@ def main() -> None:
                                             str(Path(store_root) / "store"), rounds,
                                             before=args.before))
         results = {mode: merge(found) for mode, found in runs.items()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=1))
     report(results, args.llm_ms)
 
 

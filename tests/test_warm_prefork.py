@@ -249,3 +249,34 @@ def test_primed_spare_runs_a_real_step_and_the_warm_up_stays_inside_it(
     # The canned warm-up kickoff talked to its own responder, never to the step's endpoint.
     assert len(scripted_llm.requests) == 1
     assert not alive(spare)
+
+
+def test_deferred_models_are_completed_before_the_fork_without_a_thread() -> None:
+    """What the zygote builds ahead, in a fresh interpreter (nothing built yet): openai's
+    reply models and CrewAI's deferred models, no thread started, each built once, and a
+    model completed this way validates like one built on first use."""
+    script = """
+import json, threading
+import crewai
+from openai.types.chat.chat_completion import ChatCompletion
+from agentic_orchestration.orchestration.backends._warm_prime import complete_deferred_models
+before = ChatCompletion.__pydantic_complete__
+first = complete_deferred_models()
+reply = ChatCompletion.model_validate({
+    "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "hi"}}]})
+print(json.dumps({"before": before, "after": ChatCompletion.__pydantic_complete__,
+                  "first": first, "second": complete_deferred_models(),
+                  "threads": threading.active_count(),
+                  "content": reply.choices[0].message.content}))
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["before"] is False and found["after"] is True
+    assert found["first"] >= 3 and found["second"] == 0
+    assert found["threads"] == 1 and found["content"] == "hi"

@@ -134,6 +134,9 @@ class OpenAICompatServer(ThreadingHTTPServer):
 
     daemon_threads = True
     model_name = "agentic-model"
+    #: Seconds between the serving loop's checks for ``stop``: what ``stop`` waits at most.
+    #: A server that lives for one request (the warm spare's canned warm-up) sets it low.
+    poll_interval = 0.05
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
@@ -157,9 +160,9 @@ class OpenAICompatServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/v1"
 
     def start(self) -> OpenAICompatServer:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=type(self).__name__,
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        kwargs={"poll_interval": self.poll_interval},
+                                        name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 

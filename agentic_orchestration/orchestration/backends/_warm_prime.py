@@ -8,6 +8,9 @@ is first-time work of a fresh process that does not depend on the step:
 * two TLS contexts per OpenAI LLM (CrewAI builds a sync and an async httpx client, each
   loading certifi's CA bundle: about 35 ms each, even for an ``http://`` endpoint);
 * compiling the step spec's JSON Schema validator and the one-step catalog models;
+* pydantic models their libraries leave to be built on first use: every one of CrewAI's
+  event models with forward references, and openai's reply models (openai defers all of its
+  ~1,700; a kickoff needs three): about 15 ms of CPU, built once in the zygote instead;
 * CrewAI's first kickoff in a process: pydantic schemas built on first use, lazily created
   singletons (event bus handlers, the task-output store), the first request through the
   OpenAI client.
@@ -16,7 +19,8 @@ So it is done ahead, in two places:
 
 * ``prime_zygote`` runs once in the zygote before its first fork. It must start no thread
   and never kick off a crew (a child forked after that may hang; platform-notes.md), so it
-  only shares one default TLS context, validates a canned spec and freezes the heap
+  only shares one default TLS context, validates a canned spec, completes the deferred
+  models (``complete_deferred_models``) and freezes the heap
   (``gc.freeze``: children then neither scan nor copy-on-write the zygote's objects).
 * ``_warm_child.prime_child`` runs in a spare child after its fork, before its spec
   arrives: a canned one-task kickoff against a loopback responder started inside that
@@ -38,10 +42,20 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANNED_ANSWER", "canned_spec", "prime_zygote", "share_default_tls_context"]
+__all__ = ["CANNED_ANSWER", "DEFERRED_MODELS", "canned_spec", "complete_deferred_models",
+           "prime_zygote", "share_default_tls_context"]
 
 _CANNED_ID = "warm-up"
 CANNED_ANSWER = "Final Answer: ready."
+#: Deferred models built in the zygote by name (``module:class``; missing ones are skipped):
+#: what a kickoff's chat completion reply is validated with.
+DEFERRED_MODELS = (
+    "openai.types.chat.chat_completion_message:ChatCompletionMessage",
+    "openai.types.chat.chat_completion:Choice",
+    "openai.types.chat.chat_completion:ChatCompletion",
+)
+#: Packages whose deferred models are all built (a handful each).
+_COMPLETE_PACKAGES = ("crewai.", "mcp.")
 
 
 def canned_spec(base_url: str) -> dict[str, Any]:
@@ -94,6 +108,46 @@ def share_default_tls_context() -> bool:
     return True
 
 
+def complete_deferred_models() -> int:
+    """Build the validators of pydantic models that would be built on first use (CrewAI's
+    event models with forward references, ``DEFERRED_MODELS``); returns how many were built.
+
+    Pure CPU on already-imported classes: no thread, no I/O, so safe before a fork. A model
+    that cannot be completed yet stays deferred (``raise_errors=False``) and is built where
+    it is first used, as without this.
+    """
+    import importlib
+
+    import pydantic
+
+    wanted: list[type[pydantic.BaseModel]] = []
+    for name in DEFERRED_MODELS:
+        module, _, attr = name.partition(":")
+        try:
+            wanted.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            logger.debug("warm worker: no model %s in this version", name)
+    seen: set[type] = set()
+    stack: list[type] = [pydantic.BaseModel]
+    while stack:  # every model class defined so far
+        for sub in stack.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+                if sub.__module__.startswith(_COMPLETE_PACKAGES):
+                    wanted.append(sub)
+    built = 0
+    for model in wanted:
+        if model.__dict__.get("__pydantic_complete__", True):
+            continue
+        try:
+            # Depth 0: names resolve in the model's own module only, never in this frame.
+            built += bool(model.model_rebuild(raise_errors=False, _parent_namespace_depth=0))
+        except Exception:  # a library's model is not ours to fix; it is built on use
+            logger.debug("warm worker: could not complete %s", model, exc_info=True)
+    return built
+
+
 def prime_zygote() -> dict[str, float]:
     """Thread-free, kickoff-free warm-up of the zygote; returns ms per part (for logs)."""
     spent: dict[str, float] = {}
@@ -116,6 +170,9 @@ def prime_zygote() -> dict[str, float]:
         config, catalog = step_workflow(spec)
         build_workflow(config, catalog, fill_topic=False)
         spent["build_ms"] = (time.perf_counter() - began) * 1000
+        began = time.perf_counter()
+        spent["models"] = complete_deferred_models()
+        spent["models_ms"] = (time.perf_counter() - began) * 1000
     except Exception:  # a warm-up must never stop the zygote; the step pays instead
         logger.warning("warm worker: building the canned step failed", exc_info=True)
     if threading.active_count() != 1:
