@@ -77,6 +77,8 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "agentic_orchestration.orchestration.runner",
     "agentic_orchestration.orchestration.backends.crewai",
     "agentic_orchestration.mcp.crewai_hotfix",
+    # The spares' canned warm-up responder (http.server): imported by each spare otherwise.
+    "agentic_orchestration.providers.openai_http",
 )
 
 StepTarget = Callable[..., Any]
