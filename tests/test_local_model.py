@@ -238,3 +238,38 @@ def test_crewai_one_task_kickoff_returns_text(local_model: Path) -> None:
     elapsed = time.perf_counter() - started
     assert str(result).strip()
     print(f"crewai one-task kickoff on the local model: {elapsed:.1f}s")
+
+
+def test_completion_server_sends_replies_without_nagle_delay(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers and body go out in two writes; with Nagle's algorithm on, the body of a
+    reply on a kept-alive connection waited for the client's delayed ACK (~40 ms per LLM
+    call, measured in-process). The accepted sockets must have TCP_NODELAY set."""
+    import http.client
+    import socket
+
+    from agentic_orchestration.providers import openai_http
+
+    seen: list[int] = []
+    real_setup = openai_http._Handler.setup
+
+    def setup(self) -> None:
+        real_setup(self)
+        seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(openai_http._Handler, "setup", setup)
+
+    class Echo(openai_http.OpenAICompatServer):
+        def complete(self, request: dict) -> dict:
+            return openai_http.chat_response("m", "ok", prompt_tokens=1, completion_tokens=1)
+
+    with Echo() as server:
+        host, port = server.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        for _ in range(2):  # one kept-alive connection, as the OpenAI client uses
+            conn.request("POST", "/v1/chat/completions", body=json.dumps({"messages": []}),
+                         headers={"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            assert json.loads(reply.read())["choices"][0]["message"]["content"] == "ok"
+        conn.close()
+    assert seen and all(seen), seen
