@@ -77,6 +77,9 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "agentic_orchestration.orchestration.runner",
     "agentic_orchestration.orchestration.backends.crewai",
     "agentic_orchestration.mcp.crewai_hotfix",
+    # anyio's asyncio backend: imported when an async httpx client is closed (CrewAI closes
+    # an LLM's clients after its kickoff, sometimes only in the next one): ~11 ms, 10 modules.
+    "anyio._backends._asyncio",
     # The spares' canned warm-up responder (http.server): imported by each spare otherwise.
     "agentic_orchestration.providers.openai_http",
 )
