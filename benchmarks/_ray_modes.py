@@ -9,6 +9,7 @@ script's ``sys.path[0]``); Ray's workers find it through the ``PYTHONPATH`` give
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,25 @@ def memory_of(pid: int) -> dict[str, float]:
     except OSError:
         pass
     return out
+
+
+def cpu_seconds(zygote: int | None) -> float:
+    """CPU (user + system) this process and the children it reaped (cold workers) used so
+    far, plus the warm zygote's and every child it reaped (its ``cutime``/``cstime``: steps
+    and spares, warm-ups included). Ray's processes are not counted (not reaped here)."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    if zygote:
+        try:
+            fields = Path(f"/proc/{zygote}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:

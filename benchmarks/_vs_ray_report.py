@@ -27,8 +27,9 @@ def merge(runs: list[dict]) -> dict:
               "marks": first["marks"][:STEPS],
               "load": [min(r["load"][0] for r in runs), max(r["load"][1] for r in runs)],
               "repeat_medians": [statistics.median(r["overhead"][1:]) for r in runs],
-              "step_maxrss": []}
+              "step_maxrss": [], "cpus": []}
     for run in runs:
+        merged["cpus"] += run.get("cpus", [])[1:]  # a --before checkout may not report it
         merged["overhead"] += run["overhead"][1:]
         merged["busy"] += run["busy"][1:]
         merged["marks"] += run["marks"][STEPS:]
@@ -104,7 +105,7 @@ def report(results: dict[str, dict], llm_ms: float) -> None:
     print(f"\n{STEPS}-step plan, scripted LLM ({llm_ms:g} ms per reply), overhead = wall - "
           "time in the LLM server, per step")
     print(f"{'mode':<22}{'rounds':>7}{'1st round':>11}{'steady med':>12}{'min-max':>15}"
-          f"{'x inproc':>10}{'- inproc':>10}{'load':>11}")
+          f"{'x inproc':>10}{'- inproc':>10}{'CPU/step':>10}{'load':>11}")
     for mode, data in results.items():
         steady = data["overhead"][1:]
         med = statistics.median(steady)
@@ -113,11 +114,15 @@ def report(results: dict[str, dict], llm_ms: float) -> None:
         else:
             base = statistics.median(results["inprocess"]["overhead"][1:])
         repeats = data.get("repeat_medians", [])
+        cpu = (f"{statistics.median(data['cpus']) / STEPS * 1000:>8.0f}ms"
+               if data["cpus"] and kind_of(mode) != "ray" else f"{'-':>10}")
         print(f"{mode:<22}{len(data['overhead']):>7}{data['overhead'][0]:>9.0f}ms"
               f"{med:>10.1f}ms{min(steady):>7.0f}-{max(steady):<6.0f}{med / base:>9.2f}x"
-              f"{med - base:>+8.0f}ms{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}"
+              f"{med - base:>+8.0f}ms{cpu}{data['load'][0]:>6.1f}/{data['load'][1]:<4.1f}"
               + ("  runs: " + " ".join(f"{r:.0f}" for r in repeats) if len(repeats) > 1
                  else ""))
+    print("CPU/step: user + system of the coordinator and every process it started (steps, "
+          "spares and their warm-ups, cold workers), per step; not counted for Ray")
     _breakdown(results)
     print("\nmemory at the end of the last round (MB; PSS counts pages shared with the zygote "
           "once):")

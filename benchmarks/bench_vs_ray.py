@@ -18,9 +18,11 @@ is its own coordinator process:
 
 For the warm modes the steps' phases are stamped (``_warm_child.mark`` through a tracing
 target that wraps the worker's functions; ``time.monotonic`` is one clock for every process)
-and the breakdown of one step's critical path is printed. Memory: coordinator, zygote,
-spares (PSS: pages shared with the zygote counted once) and step children, next to Ray's
-processes.
+and the breakdown of one step's critical path is printed. CPU per step: the coordinator and
+every process it started (the warm zygote with the steps and spares it reaped, warm-ups
+included; cold workers), which is what bounds back-to-back steps on a small machine.
+Memory: coordinator, zygote, spares (PSS: pages shared with the zygote counted once) and
+step children, next to Ray's processes.
 
 Run: ``.venv/bin/python benchmarks/bench_vs_ray.py [--rounds 6] [--repeat 3] [--skip-ray]``.
 Prints; asserts nothing. The Ray half is in ``_ray_modes``, the report in
@@ -39,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _ray_modes import descendants, ensure_ray_venv, memory_of, ray_launcher
+from _ray_modes import cpu_seconds, descendants, ensure_ray_venv, memory_of, ray_launcher
 from _vs_ray_report import BEFORE, configure, kind_of, merge, report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,23 +175,24 @@ def _coordinator(mode: str, config_dir: str, store: str, rounds: int) -> None:
         FileSystemRunStore.write_spec, FileSystemRunStore.write_result = write_spec, write_result
         launcher = inner
         backend = SubprocessExecutionBackend(launcher=Recording())
-    walls, load = [], os.getloadavg()[0]
+    walls, cpus, load = [], [], os.getloadavg()[0]
+    zygote = getattr(launcher, "zygote_pid", None)
     for _ in range(rounds):
         print("ROUND", flush=True)
         sys.stdin.readline()  # the parent notes the server's busy time
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_seconds(zygote)
         result = backend.execute_config(config, options=RunOptions(emit_progress_lines=False),
                                         catalog=catalog)
         walls.append(time.perf_counter() - began)
+        cpus.append(cpu_seconds(zygote) - cpu)
         assert result.ok, result.error
     memory = {"coordinator": memory_of(os.getpid())}
-    zygote = getattr(launcher, "zygote_pid", None)
     for pid, name in descendants(os.getpid()):
         role = "zygote" if pid == zygote else "spare" if kind == "warm" else name
         memory[f"{role} {pid}"] = memory_of(pid)
     import resource
 
-    report = {"walls": walls, "memory": memory, "load": [load, os.getloadavg()[0]],
+    report = {"walls": walls, "cpus": cpus, "memory": memory, "load": [load, os.getloadavg()[0]],
               "children_maxrss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
               "step_maxrss": [h.maxrss_kb / 1024 for h in handles
                               if getattr(h, "maxrss_kb", None)],
