@@ -136,7 +136,6 @@ def prime_child() -> float:
             model_name = "warm-up-model"
             poll_interval = 0.002  # stopping it waited 30-40 ms for the default loop
 
-
             def complete(self, request: dict[str, Any]) -> dict[str, Any]:
                 return chat_response(self.model_name, CANNED_ANSWER, prompt_tokens=1,
                                      completion_tokens=2)
