@@ -10,6 +10,7 @@ script's ``sys.path[0]``); Ray's workers find it through the ``PYTHONPATH`` give
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -107,8 +108,6 @@ def cpu_seconds(zygote: int | None) -> float:
     """CPU (user + system) this process and the children it reaped (cold workers) used so
     far, plus the warm zygote's and every child it reaped (its ``cutime``/``cstime``: steps
     and spares, warm-ups included). Ray's processes are not counted (not reaped here)."""
-    import resource
-
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
