@@ -104,6 +104,12 @@ def memory_of(pid: int) -> dict[str, float]:
     return out
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """``/proc/PID/stat`` after the command name (which may hold spaces): field 0 is the
+    state, 1 the parent pid, 11-14 utime, stime, cutime, cstime in clock ticks."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(zygote: int | None) -> float:
     """CPU (user + system) this process and the children it reaped (cold workers) used so
     far, plus the warm zygote's and every child it reaped (its ``cutime``/``cstime``: steps
@@ -114,8 +120,8 @@ def cpu_seconds(zygote: int | None) -> float:
         total += usage.ru_utime + usage.ru_stime
     if zygote:
         try:
-            fields = Path(f"/proc/{zygote}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+            ticks = sum(int(x) for x in _stat_fields(zygote)[11:15])
+            total += ticks / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             pass
     return total
@@ -126,7 +132,7 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                ppid = int(_stat_fields(proc.name)[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(proc.name))
