@@ -73,13 +73,28 @@ def _imported(module: str, is_package: bool, node: ast.Import | ast.ImportFrom,
             yield f"{target}.{alias.name}"
 
 
+def _parse(path: Path) -> ast.Module:
+    """``ast.parse``, again if Python 3.11's shared AST state was raced: a traceback formatted
+    in another thread (a previous test's leftover server thread, say) parses source lines
+    too, and 3.11.7 then fails this parse with "AST constructor recursion depth mismatch"
+    (CPython gh-106905). The source does not change between tries; the retry is exact."""
+    source = path.read_text(encoding="utf-8")
+    for _ in range(2):
+        try:
+            return ast.parse(source, filename=str(path))
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc):
+                raise
+    return ast.parse(source, filename=str(path))
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package's modules it imports at import time (parent packages too)."""
     modules = _module_names()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = _parse(path)
         own_packages = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)}
         for node in _import_time_nodes(tree.body):
             for target in _imported(name, is_package, node, modules):

@@ -7,6 +7,7 @@ for real; they fail, rather than skip, when llama-cpp-python or the model is mis
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -273,3 +274,40 @@ def test_completion_server_sends_replies_without_nagle_delay(
             assert json.loads(reply.read())["choices"][0]["message"]["content"] == "ok"
         conn.close()
     assert seen and all(seen), seen
+
+
+def test_a_client_that_goes_away_mid_reply_costs_one_debug_line(
+        capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A step that times out drops its connection while the model is still answering; the
+    server must note it quietly (socketserver's default prints a traceback to stderr)."""
+    import socket
+    import struct
+
+    from agentic_orchestration.providers import openai_http
+
+    arrived, answer = threading.Event(), threading.Event()
+
+    class Slow(openai_http.OpenAICompatServer):
+        def complete(self, request: dict) -> dict:
+            arrived.set()
+            answer.wait(10)
+            return openai_http.chat_response("m", "late " * 2000)
+
+    caplog.set_level(logging.DEBUG, logger=openai_http.__name__)
+    with Slow() as server:
+        client = socket.create_connection(server.server_address[:2], timeout=10)
+        body = b'{"messages": []}'
+        client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(body), body))
+        assert arrived.wait(10)
+        # Close with a reset (linger 0), as a killed client's kernel does.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        answer.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                "went away" in r.getMessage() for r in caplog.records):
+            time.sleep(0.02)
+    assert any("went away" in r.getMessage() for r in caplog.records), caplog.text
+    assert "Traceback" not in capfd.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -152,6 +153,19 @@ class OpenAICompatServer(ThreadingHTTPServer):
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a step timed out or was cancelled mid-reply) is routine:
+        one debug line. socketserver's default prints a traceback to stderr, which a user
+        should never see, and formatting it in a server thread races any ``ast.parse`` in
+        another thread on Python 3.11 (CPython gh-106905: "AST constructor recursion depth
+        mismatch"; 3.11 tracebacks parse source lines to draw the ``^^^`` markers)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            logger.debug("client %s went away before its reply: %s", client_address[0], exc)
+        else:
+            logger.warning("request from %s failed: %s: %s", client_address[0],
+                           type(exc).__name__, exc)
 
     def add_busy(self, seconds: float) -> None:
         with self._busy_lock:
