@@ -184,31 +184,6 @@ def test_spares_default_to_the_parallel_steps_setting(monkeypatch, fake) -> None
         launcher.close()
 
 
-def test_shared_tls_context_still_verifies(monkeypatch) -> None:
-    import ssl
-
-    import httpx
-    import httpx._transports.default as transports
-
-    from agentic_orchestration.orchestration.backends._warm_prime import (
-        share_default_tls_context,
-    )
-
-    monkeypatch.setattr(transports, "create_ssl_context", transports.create_ssl_context)
-    assert share_default_tls_context()
-    first, second = httpx.Client(), httpx.AsyncClient()
-    unverified = httpx.Client(verify=False)
-    try:
-        ctx = first._transport._pool._ssl_context
-        assert ctx is second._transport._pool._ssl_context
-        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-        assert ctx.cert_store_stats()["x509_ca"] > 0
-        assert unverified._transport._pool._ssl_context is not ctx
-    finally:
-        first.close()
-        unverified.close()
-
-
 def test_primed_spare_runs_a_real_step_and_the_warm_up_stays_inside_it(
         tmp_path: Path, scripted_llm) -> None:
     """Real zygote (CrewAI preloaded), spare primed with the canned kickoff, a real step."""

@@ -104,6 +104,9 @@ class AgentProvider:
     def llm(self) -> LLM:
         from crewai import LLM
 
+        from agentic_orchestration.providers.tls import share_default_tls_context
+
+        share_default_tls_context()  # its sync and async clients: one CA bundle load
         kwargs = self.llm_kwargs()
         logger.debug("building LLM for %s: %s", self.id, kwargs)
         return LLM(api_key=self.api_key(), **kwargs)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 __all__ = ["CANNED_ANSWER", "DEFERRED_MODELS", "canned_spec", "complete_deferred_models",
-           "prime_zygote", "share_default_tls_context"]
+           "prime_zygote"]
 
 _CANNED_ID = "warm-up"
 CANNED_ANSWER = "Final Answer: ready."
@@ -70,42 +69,6 @@ def canned_spec(base_url: str) -> dict[str, Any]:
         "mcp_providers": [], "prior_output": "", "inputs": {},
         "paths": {"run_store": "", "artifacts_dir": ""},
     }
-
-
-def share_default_tls_context() -> bool:
-    """Make httpx hand out one default TLS context per process instead of one per client.
-
-    Only the default case is shared (``verify=True``, no client certificate), keyed on the
-    variables httpx reads (``SSL_CERT_FILE``/``SSL_CERT_DIR``), so verification is exactly
-    what httpx would have set up; httpx never changes a context it made in that case.
-    Returns False when httpx is not the version this knows (nothing is changed then).
-    """
-    try:
-        import httpx._config as config
-        import httpx._transports.default as transports
-    except ImportError:
-        return False
-    current = getattr(transports, "create_ssl_context", None)
-    if getattr(current, "agentic_shared", False):
-        return True
-    if current is not config.create_ssl_context:
-        logger.debug("httpx's create_ssl_context is not where expected; not sharing it")
-        return False
-    original = config.create_ssl_context
-    shared: dict[tuple[Any, ...], Any] = {}
-
-    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        if verify is not True or cert is not None:
-            return original(verify=verify, cert=cert, trust_env=trust_env)
-        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-        if key not in shared:
-            shared[key] = original(verify=True, cert=None, trust_env=trust_env)
-        return shared[key]
-
-    create_ssl_context.agentic_shared = True  # type: ignore[attr-defined]
-    transports.create_ssl_context = create_ssl_context  # type: ignore[assignment]
-    create_ssl_context()  # load the CA bundle now, once, before any fork
-    return True
 
 
 def complete_deferred_models() -> int:
@@ -152,7 +115,9 @@ def prime_zygote() -> dict[str, float]:
     """Thread-free, kickoff-free warm-up of the zygote; returns ms per part (for logs)."""
     spent: dict[str, float] = {}
     began = time.perf_counter()
-    share_default_tls_context()
+    from agentic_orchestration.providers.tls import share_default_tls_context
+
+    share_default_tls_context()  # loads the CA bundle once, before any fork
     spent["tls_ms"] = (time.perf_counter() - began) * 1000
     began = time.perf_counter()
     try:
