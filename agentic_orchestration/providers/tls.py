@@ -5,7 +5,7 @@ into a new ``ssl.SSLContext`` for each: about 20 ms of CPU apiece, even for an `
 endpoint that never uses it. A run builds LLMs for the planner and for every agent, so an
 in-process run paid ~40 ms per run before its first step (measured with
 ``benchmarks/bench_inprocess_overhead.py``: a 1-step run's build went from ~42 to a few ms)
-and every step worker paid it again. ``ProviderRuntime.llm`` calls
+and every step worker paid it again. ``AgentProvider.llm`` calls
 ``share_default_tls_context`` first, so the bundle is loaded once per process.
 
 httpcore sets a context's ALPN list on each connection (``["http/1.1"]``, or with ``"h2"``
