@@ -188,6 +188,16 @@ def test_workflow_errors_name_step_and_field(tmp_path):
     with pytest.raises(CatalogError) as err:
         catalog.check_workflow(catalog.workflows["wf"])
     assert err.value.field == "agent_provider" and "ghost" in str(err.value)
+    # The file the step is in, not the workflow's name as if it were a file.
+    assert err.value.file == str(root / "workflows" / "wf.yaml")
+    assert str(err.value).startswith(f"file {root / 'workflows' / 'wf.yaml'}, id 'step_1'")
+    assert "of workflow 'wf'" in str(err.value)
+    # A plan read from no file: no file named, the workflow still is.
+    plan = catalog.workflows["wf"].model_copy(update={"name": "plan"})
+    assert plan.source_file == err.value.file  # copies keep where they came from
+    with pytest.raises(CatalogError) as err:
+        catalog.check_workflow(type(plan).model_validate(plan.model_dump()))
+    assert err.value.file is None and "of workflow 'plan'" in str(err.value)
     bad = tmp_path / "bad.yaml"
     bad.write_text("steps:\n  - agent_provider: a1\n    descripton: typo\n")
     with pytest.raises(CatalogError) as err:

@@ -80,7 +80,8 @@ class Catalog:
             return self.chain_order(chain, step_description, topic)
         return chain
 
-    def resolve_step_agent(self, step: StepConfig, *, workflow: str = "") -> AgentProviderEntry:
+    def resolve_step_agent(self, step: StepConfig, *, workflow: str = "",
+                           file: str | None = None) -> AgentProviderEntry:
         """The provider entry a step runs with.
 
         An unknown id is an error. A known but unavailable one (no API key here) keeps its
@@ -90,8 +91,8 @@ class Catalog:
         entry = self.agents.get(step.agent_provider)
         if entry is None:
             raise CatalogError(
-                f"unknown agent provider {step.agent_provider!r} in step {step.id!r}",
-                file=workflow or None, entry_id=step.id, field="agent_provider",
+                f"unknown agent provider {step.agent_provider!r} in step {step.id!r}"
+                + _of_workflow(workflow), file=file, entry_id=step.id, field="agent_provider",
             )
         if entry.id not in self.agent_exclusions:
             return entry
@@ -100,15 +101,16 @@ class Catalog:
                        entry.id, self.agent_exclusions[entry.id], step.id, substitute.id)
         return with_llm_of(entry, substitute)
 
-    def resolve_step_mcps(self, step: StepConfig, *, workflow: str = "") -> list[MCPProviderEntry]:
+    def resolve_step_mcps(self, step: StepConfig, *, workflow: str = "",
+                          file: str | None = None) -> list[MCPProviderEntry]:
         """MCP entries of a step; unknown ids are errors, unavailable ones are dropped."""
         resolved = []
         for mcp_id in step.mcp_providers:
             entry = self.mcps.get(mcp_id)
             if entry is None:
                 raise CatalogError(
-                    f"unknown MCP provider {mcp_id!r} in step {step.id!r}",
-                    file=workflow or None, entry_id=step.id, field="mcp_providers",
+                    f"unknown MCP provider {mcp_id!r} in step {step.id!r}"
+                    + _of_workflow(workflow), file=file, entry_id=step.id, field="mcp_providers",
                 )
             if mcp_id in self.mcp_exclusions:
                 logger.warning("MCP provider %s dropped from step %s: %s",
@@ -120,8 +122,12 @@ class Catalog:
     def check_workflow(self, config: WorkflowConfig) -> None:
         """Raise CatalogError if a step names an id the catalog does not have."""
         for step in config.steps:
-            self.resolve_step_agent(step, workflow=config.name)
-            self.resolve_step_mcps(step, workflow=config.name)
+            self.resolve_step_agent(step, workflow=config.name, file=config.source_file)
+            self.resolve_step_mcps(step, workflow=config.name, file=config.source_file)
+
+
+def _of_workflow(name: str) -> str:
+    return f" of workflow {name!r}" if name else ""
 
 
 def with_llm_of(persona: AgentProviderEntry, llm: AgentProviderEntry) -> AgentProviderEntry:

@@ -25,7 +25,9 @@ def _load_workflow_file(path: Path) -> WorkflowConfig:
     if not isinstance(data, dict):
         raise CatalogError("a workflow file must hold one mapping", file=str(path))
     data = {"name": path.stem, **data}
-    return validate_entry(WorkflowConfig, data, path)
+    workflow = validate_entry(WorkflowConfig, data, path)
+    workflow._source_file = str(path)
+    return workflow
 
 
 def load_workflows(config_dir: Path | None = None) -> dict[str, WorkflowConfig]:

@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "AgentProviderEntry",
@@ -220,6 +227,12 @@ class WorkflowConfig(_Strict):
         description="Run ids of the past runs whose results the planner was shown (knowledge "
         "base); set by the planner after validation, never part of the model's answer.",
     )
+    #: The YAML file a static workflow was read from (None for a plan): errors name it.
+    _source_file: str | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> str | None:
+        return self._source_file
 
     @model_validator(mode="after")
     def _number_steps(self) -> WorkflowConfig:
