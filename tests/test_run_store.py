@@ -296,3 +296,19 @@ def test_run_store_session_creates_the_run_folder(tmp_path: Path,
     with pytest.raises(StepSpecError), run_store_session("../escape"):
         pass
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_store_that_cannot_be_created_is_one_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # a parent that is a file: fails for root too
+    monkeypatch.setenv("AGENTIC_RUN_STORE_PATH", str(blocker / "store"))
+    with pytest.raises(ConfigError, match=r"run store .*a-file/store: cannot create .*"
+                       r"AGENTIC_RUN_STORE_PATH") as info:
+        with run_store_session():
+            pass
+    assert info.value.exit_code == 2
+    monkeypatch.delenv("AGENTIC_RUN_STORE_PATH")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker))  # the default root's parent
+    with pytest.raises(ConfigError, match=r"default run store .*: cannot create it"):
+        run_store_from_env()

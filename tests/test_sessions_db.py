@@ -168,6 +168,11 @@ def test_bad_ids_and_a_broken_database_are_one_clear_error(tmp_path: Path) -> No
     broken.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError, match="not a usable sessions database"):
         SessionStore(broken).list()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # a parent that is a file: fails for root too
+    with pytest.raises(ConfigError, match=r"cannot create the sessions database .*"
+                       r"AGENTIC_SESSIONS_PATH"):
+        SessionStore(blocker / "sessions" / "sessions.sqlite3").list()
 
 
 def test_reading_history_never_creates_a_database(tmp_path: Path) -> None:

@@ -175,15 +175,20 @@ class FileSystemRunStore(RunStore):
             return folder
         if folder != self.base and not folder.is_relative_to(self.base):
             raise ValueError(f"{folder} is not inside the run store {self.base}")
-        if not self.base.is_dir():
-            self.base.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                self.base.mkdir(mode=self.dir_mode)
-        current = self.base
-        for part in folder.relative_to(self.base).parts:
-            current = current / part
-            with contextlib.suppress(FileExistsError):
-                current.mkdir(mode=self.dir_mode)
+        try:
+            if not self.base.is_dir():
+                self.base.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    self.base.mkdir(mode=self.dir_mode)
+            current = self.base
+            for part in folder.relative_to(self.base).parts:
+                current = current / part
+                with contextlib.suppress(FileExistsError):
+                    current.mkdir(mode=self.dir_mode)
+        except OSError as exc:  # read-only, not ours, no such parent: one line, exit 2
+            raise ConfigError(f"run store {self.base}: cannot create {folder} "
+                              f"({exc.strerror or exc}); set AGENTIC_RUN_STORE_PATH to a "
+                              "folder you can write") from None
         return folder
 
     def _write(self, path: Path, data: Any, *, masked: bool = True,

@@ -109,8 +109,12 @@ def check_default_root(root: Path) -> Path:
     Raises:
         ConfigError: One line naming the folder, its owner and ``AGENTIC_RUN_STORE_PATH``.
     """
-    with contextlib.suppress(FileExistsError):
-        root.mkdir(mode=_DIR_MODE)
+    try:
+        with contextlib.suppress(FileExistsError):
+            root.mkdir(mode=_DIR_MODE)
+    except OSError as exc:
+        raise ConfigError(f"default run store {root}: cannot create it ({exc.strerror or exc}); "
+                          "set AGENTIC_RUN_STORE_PATH to a folder you can write") from None
     uid = os.getuid()
     info = os.lstat(root)
     if stat.S_ISLNK(info.st_mode) and info.st_uid == uid:

@@ -170,9 +170,14 @@ class SessionStore:
         with _ready_lock:
             if str(self.path) in _ready:
                 return
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Created 0600 before SQLite touches it; SQLite gives -wal/-shm the same mode.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # Created 0600 before SQLite touches it; SQLite gives -wal/-shm the same mode.
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise ConfigError(f"{self.path}: cannot create the sessions database "
+                                  f"({exc.strerror or exc}); point AGENTIC_SESSIONS_PATH at a "
+                                  "folder you can write") from None
             try:
                 conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS,
                                        isolation_level=None)
