@@ -161,6 +161,27 @@ def test_web_refuses_a_public_address_without_a_token(capsys) -> None:
     assert "needs AGENTIC_WEB_TOKEN" in capsys.readouterr().err
 
 
+def test_a_sessions_folder_that_cannot_be_made_is_named_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    refused = subprocess.run(  # a child: were it not refused, it would serve until killed
+        [sys.executable, "main.py", "--web", "--port", "0"], cwd=Path(__file__).parent.parent,
+        env={**os.environ, "AGENTIC_SESSIONS_PATH": str(blocker / "sessions")},
+        capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "AGENTIC_SESSIONS_PATH" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # Made unusable after the server started: each request says why, no traceback logged.
+    with BackgroundServer(create_app(runs=RunManager())) as srv, \
+            httpx.Client(base_url=srv.url, timeout=30) as client:
+        monkeypatch.setenv("AGENTIC_SESSIONS_PATH", str(blocker / "sessions"))
+        response = client.get("/api/runs")
+    assert response.status_code == 500
+    assert "cannot create the sessions database" in response.json()["error"]
+    failed = [r for r in caplog.records if "GET /api/runs failed" in r.getMessage()]
+    assert failed and all(r.exc_info is None for r in failed)
+
+
 # -- the pieces ------------------------------------------------------------------------------
 
 def test_a_cancel_sent_before_the_cli_listens_is_kept_not_fatal(tmp_path: Path) -> None:

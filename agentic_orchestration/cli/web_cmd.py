@@ -26,6 +26,10 @@ def serve_command(*, host: str | None = None, port: int | None = None) -> int:
     if not is_loopback(host) and not token:
         raise ConfigError(f"--web on {host} (not loopback) needs AGENTIC_WEB_TOKEN: anyone "
                           f"who reaches the port could start runs")
+    from agentic_orchestration.sessions.orchestrator_session import sessions_dir
+
+    # Every page reads the sessions: a folder that cannot be one fails here, not per request.
+    settings.check_folder_path("AGENTIC_SESSIONS_PATH", sessions_dir())
     sock = bind(host, port)
     runs = RunManager()
     server = uvicorn_server(create_app(runs=runs, token=token))

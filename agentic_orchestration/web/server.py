@@ -39,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from agentic_orchestration.errors import AgenticError
+from agentic_orchestration.redaction import redact_text
 from agentic_orchestration.web import _catalog, _sessions
 from agentic_orchestration.web.auth import TokenAuth
 from agentic_orchestration.web.runs import RunManager
@@ -310,6 +311,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain")
 
 
+async def _agentic_error(request: Request, exc: Exception) -> Response:
+    """A setting or file the server cannot use (a sessions folder that cannot be made):
+    the one line the CLI would print, in the reply and the log, and no traceback. Handled
+    here, not by the ``Exception`` handler, whose middleware re-raises to the server."""
+    message = redact_text(str(exc))
+    logger.error("%s %s failed: %s", request.method, request.url.path, message)
+    return _error(500, message)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     logger.exception("%s %s failed", request.method, request.url.path)
     return _error(500, "internal error (details in the server log)")
@@ -352,7 +362,8 @@ def create_app(*, runs: RunManager | None = None, token: str | None = None) -> S
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
+                    exception_handlers={HTTPException: _http_error, AgenticError: _agentic_error,
+                                        Exception: _server_error})
     app.state.runs = manager
     if token:
         app.add_middleware(TokenAuth, token=token)
