@@ -227,3 +227,23 @@ def test_unavailable_provider_keeps_persona_on_best_llm(tmp_path):
     catalog = load_catalog(root)
     entry = catalog.resolve_step_agent(catalog.workflows["wf"].steps[0])
     assert entry.role == "Cloud Persona" and entry.type == "local" and entry.id == "a1"
+
+
+def test_a_dropped_mcp_is_said_once_per_step_however_often_it_is_resolved(tmp_path, caplog):
+    root = make_config(tmp_path, mcps="""\
+        - id: ghost
+          stdio: {command: /nonexistent/ghost-mcp}
+        """, workflows={"wf": """\
+        steps:
+          - {agent_provider: a1, description: one, mcp_providers: [ghost]}
+          - {agent_provider: a1, description: two, mcp_providers: [ghost]}
+        """})
+    catalog = load_catalog(root)
+    for _ in range(3):  # checked, materialized, built: as a run does
+        for step in catalog.workflows["wf"].steps:
+            assert catalog.resolve_step_mcps(step) == []
+    said = [r.getMessage() for r in caplog.records if "dropped from step" in r.getMessage()]
+    assert said == ["MCP provider ghost dropped from step step_1: command not installed: "
+                    "/nonexistent/ghost-mcp",
+                    "MCP provider ghost dropped from step step_2: command not installed: "
+                    "/nonexistent/ghost-mcp"]

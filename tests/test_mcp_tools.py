@@ -444,6 +444,9 @@ def test_http_server_not_answering_or_not_there_fails_the_step(
             assert time.monotonic() - began < short_timeouts[0] + 8  # bounded, not hung
             [step] = result.step_results
             assert not result.ok and f"MCP server '{mcp_id}'" in step.error, step.error
+            assert "stderr" not in step.error  # an HTTP server has none to look at
+            if mcp_id == "absent_http":
+                assert "nothing accepted the connection at its URL" in step.error, step.error
     finally:
         silent.close()
     assert scripted_llm.requests == []

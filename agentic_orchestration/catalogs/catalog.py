@@ -45,6 +45,14 @@ class Catalog:
     #: the catalog order. The CLI sets ``sessions.learning.chain_order()`` (past runs).
     chain_order: Callable[[list[AgentProviderEntry], str, str], list[AgentProviderEntry]] | None \
         = field(default=None, repr=False, compare=False)
+    #: Substitutions and drops already logged: a step is resolved several times in a run
+    #: (checked, materialized, built), and one warning per step says it.
+    _warned: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)
+
+    def _warn_once(self, key: tuple[str, str], message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message, *args)
 
     @property
     def available_agents(self) -> list[AgentProviderEntry]:
@@ -97,8 +105,9 @@ class Catalog:
         if entry.id not in self.agent_exclusions:
             return entry
         substitute = self.best_agent()
-        logger.warning("agent provider %s unavailable (%s); step %s uses the LLM of %s",
-                       entry.id, self.agent_exclusions[entry.id], step.id, substitute.id)
+        self._warn_once((entry.id, step.id),
+                        "agent provider %s unavailable (%s); step %s uses the LLM of %s",
+                        entry.id, self.agent_exclusions[entry.id], step.id, substitute.id)
         return with_llm_of(entry, substitute)
 
     def resolve_step_mcps(self, step: StepConfig, *, workflow: str = "",
@@ -113,8 +122,8 @@ class Catalog:
                     + _of_workflow(workflow), file=file, entry_id=step.id, field="mcp_providers",
                 )
             if mcp_id in self.mcp_exclusions:
-                logger.warning("MCP provider %s dropped from step %s: %s",
-                               mcp_id, step.id, self.mcp_exclusions[mcp_id])
+                self._warn_once((mcp_id, step.id), "MCP provider %s dropped from step %s: %s",
+                                mcp_id, step.id, self.mcp_exclusions[mcp_id])
                 continue
             resolved.append(entry)
         return resolved

@@ -192,7 +192,9 @@ def _describe(exc: BaseException, config: Any, *, during_call: bool) -> str:
                       else (timeouts.connect, CONNECT_VAR))
         text = f"no answer within {limit:g} s ({var}): {text}"
     elif any(type(link).__name__ in _GONE for link in links) or "connection closed" in lowered:
-        text += "; the server closed the connection (crashed or exited; see its stderr)"
+        text += ("; the server closed the connection (crashed or exited; see its stderr)"
+                 if isinstance(config, MCPServerStdio) else
+                 "; nothing accepted the connection at its URL, or the server closed it")
     for secret in getattr(config, "redact", ()):
         text = text.replace(secret, "***")
     return " ".join(text.split())
