@@ -118,6 +118,20 @@ def alive(pid: int) -> bool:
 # -- --resume with a broken run.json ------------------------------------------------------
 
 
+@pytest.mark.parametrize(("extra", "named"), [
+    (["another goal"], "a goal"), (["--workflow", "wf", "tea"], "a goal, --workflow"),
+    (["--dynamic", "x", "--plan-only"], "--dynamic, --plan-only"),
+])
+def test_resume_with_a_goal_or_plan_flags_is_refused_naming_them(
+        store: Path, tmp_path: Path, extra: list[str], named: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--resume", RUN, *extra])
+    assert exited.value.code == EXIT_BAD_INPUT
+    assert f"--resume continues the run's recorded plan and goal: drop {named}" in (
+        capsys.readouterr().err)
+    assert sessions(tmp_path) == []
+
+
 @pytest.mark.parametrize(("meta", "field"), [
     (good_meta(plan=DROP), "plan"),
     (good_meta(plan={"name": "wf", "steps": []}), "plan.steps"),

@@ -122,6 +122,13 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return execute_step_main(args.execute_step, run_id=args.run_id, step_id=args.step_id)
 
     if args.resume is not None:
+        given = [flag for flag, value in (
+            ("a goal", args.goal), ("--dynamic", args.dynamic),
+            ("--dynamic-iterative", args.dynamic_iterative), ("--workflow", args.workflow),
+            ("--plan-only", args.plan_only)) if value]
+        if given:  # silently running the recorded plan instead would be a surprise
+            parser.error(f"--resume continues the run's recorded plan and goal: drop "
+                         f"{', '.join(given)}")
         from agentic_orchestration.cli import run as run_command
 
         return run_command.resume(args.resume, backend_override=args.execution_backend,
