@@ -114,6 +114,26 @@ def test_changes_feed_and_finish_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     save_session(record)  # saved again with the same final status: no second call
     assert seen == [("run-h", "ok")]
     assert [c[2] for c in store.changes(first_seq)] == ["ok"]
+    # A run a budget stopped is finished too (exit 5): the hooks run for it.
+    spent = _record("run-b")
+    save_session(spent)
+    update_session(spent, execution=WorkflowExecutionResult(
+        exit_code=5, result_text="", error="run token budget spent", run_id="run-b",
+        backend="inprocess", status="budget_exceeded"))
+    save_session(spent)
+    assert seen[-1] == ("run-b", "budget_exceeded")
+    assert [s.run_id for s in store.list(status="budget_exceeded")] == ["run-b"]
+
+
+def test_the_cli_and_the_web_filter_offer_every_session_status() -> None:
+    from agentic_orchestration.cli.main import _build_parser
+    from agentic_orchestration.sessions.orchestrator_session import STATUSES
+
+    [status] = [a for a in _build_parser()._actions if a.dest == "status"]
+    assert tuple(status.choices) == STATUSES
+    page = (Path(__file__).resolve().parent.parent / "agentic_orchestration" / "web" / "static"
+            / "index.html").read_text()
+    assert all(f"<option>{s}</option>" in page for s in STATUSES)
 
 
 def test_json_records_are_imported_once_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "FINAL_STATUSES",
     "MODES",
     "SESSION_SCHEMA_VERSION",
+    "STATUSES",
     "SessionRecord",
     "end_session",
     "list_sessions",
@@ -70,7 +71,13 @@ STEP_FIELDS = (
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED = (
     "running", "ok", "failed", "interrupted", "cancelled")
-FINAL_STATUSES = frozenset({STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED})
+#: A run stopped when a budget was spent (exit 5): final, like ``failed``.
+STATUS_BUDGET_EXCEEDED = "budget_exceeded"
+FINAL_STATUSES = frozenset({STATUS_OK, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_CANCELLED,
+                            STATUS_BUDGET_EXCEEDED})
+#: Every status a session can have, in the order lists and filters show them.
+STATUSES = (STATUS_RUNNING, STATUS_OK, STATUS_FAILED, STATUS_CANCELLED, STATUS_INTERRUPTED,
+            STATUS_BUDGET_EXCEEDED)
 
 
 @dataclass(kw_only=True)
@@ -194,7 +201,7 @@ def update_session(
     if execution is not None:
         record.exit_code = execution.exit_code
         record.status = (execution.status if execution.status in (
-                             STATUS_CANCELLED, "budget_exceeded")  # issue 10: exit code 5
+                             STATUS_CANCELLED, STATUS_BUDGET_EXCEEDED)
                          else status_for(execution.exit_code))
         record.result_text = execution.result_text
         record.error = _error_text(execution.error)
